@@ -1,0 +1,14 @@
+"""vlgor environments: language-goal MuJoCo tasks registered with Gymnasium.
+
+Importing the package registers every ``VLGOR-*`` id (string entry points only, so
+``env.spec.to_json()`` works and Minari can store it).
+"""
+
+from gymnasium.envs.registration import register
+
+register(
+    id="VLGOR-CLEVR-v0",
+    entry_point="vlgor_envs.clevr.env:ClevrRobotEnv",
+    max_episode_steps=50,
+    kwargs={"split": "train", "image_size": 64},
+)

@@ -1,0 +1,1 @@
+"""MuJoCo CLEVR-Robot: scene, environment, goal predicates and scripted expert."""
