@@ -15,9 +15,8 @@ from vlgor_envs.language.goal import INSTRUCTION_CHARSET, MAX_INSTRUCTION_LENGTH
 
 N_DIRECTIONS = 8
 #: Unit push directions, counter-clockwise from image-right (world +x).
-PUSH_DIRECTIONS = np.array(
-    [[np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)] for k in range(N_DIRECTIONS)]
-)
+PUSH_DIRECTIONS = np.array([[np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)] for k in range(N_DIRECTIONS)])
+N_ACTIONS = len(language.COLOURS) * N_DIRECTIONS
 SUCCESS_BONUS = 1.0
 DISTURBANCE_PENALTY = 0.5
 _SPAWN_GAP = 0.02
@@ -50,7 +49,7 @@ def check_instruction(text: object) -> str:
     return text
 
 
-class ClevrRobotEnv(gym.Env[dict[str, Any], int]):
+class ClevrRobotEnv(gym.Env[dict[str, Any], np.int64]):
     """Five balls on a table; a language instruction says where some of them should go.
 
     ## Description
@@ -112,7 +111,7 @@ class ClevrRobotEnv(gym.Env[dict[str, Any], int]):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        self.action_space = spaces.Discrete(len(language.COLOURS) * N_DIRECTIONS)
+        self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = spaces.Dict(
             {
                 "image": spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8),
@@ -141,11 +140,11 @@ class ClevrRobotEnv(gym.Env[dict[str, Any], int]):
         self._distance = goal_distance(self.goal, self.start_positions, self.start_positions)
         return self._observation(), self._info(success=False)
 
-    def step(self, action: int) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.int64 | int) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.goal is None:
             raise RuntimeError("call reset() before step()")
         if not self.action_space.contains(action):
-            raise ValueError(f"action must be an int in [0, {self.action_space.n - 1}], got {action!r}")
+            raise ValueError(f"action must be an int in [0, {N_ACTIONS - 1}], got {action!r}")
         ball, direction = divmod(int(action), N_DIRECTIONS)
         before = self.scene.positions
         self.scene.push(ball, PUSH_DIRECTIONS[direction])
@@ -174,12 +173,16 @@ class ClevrRobotEnv(gym.Env[dict[str, Any], int]):
         text = options.get("instruction")
         if goal is not None:
             if not isinstance(goal, Goal):
-                raise ValueError(f"options['goal'] must be a vlgor_envs.language.Goal, got {type(goal).__name__}")
+                raise ValueError(
+                    f"options['goal'] must be a vlgor_envs.language.Goal, got {type(goal).__name__}"
+                )
             language.validate_goal(goal)
         if text is not None:
             check_instruction(text)
         if goal is None:
-            goal = language.parse(text) if text is not None else language.sample_goal(self.split, self.np_random)
+            goal = (
+                language.parse(text) if text is not None else language.sample_goal(self.split, self.np_random)
+            )
         return goal, text if text is not None else language.render(goal)
 
     def _spawn(self, goal: Goal) -> np.ndarray:

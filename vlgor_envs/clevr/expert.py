@@ -61,7 +61,9 @@ class SubGoal:
     aims: np.ndarray
 
 
-def _sector_points(centre: np.ndarray, direction: np.ndarray, radii: np.ndarray, half_angle: float) -> np.ndarray:
+def _sector_points(
+    centre: np.ndarray, direction: np.ndarray, radii: np.ndarray, half_angle: float
+) -> np.ndarray:
     """Points at ``radii`` from ``centre`` within ``half_angle`` (degrees) of ``direction``."""
     base = np.arctan2(direction[1], direction[0])
     angles = base + np.radians(np.linspace(-half_angle, half_angle, 2 * int(half_angle // 5) + 1))
@@ -132,6 +134,7 @@ def _line_subgoals(positions: np.ndarray, start: np.ndarray) -> list[SubGoal]:
     height, slots = _row_slots(start)
     subgoals = []
     for ball, slot in enumerate(slots):
+
         def inside(centre: np.ndarray, slot: float = float(slot)) -> bool:
             return abs(float(centre[1]) - height) <= 0.03 and abs(float(centre[0]) - slot) <= 0.12
 
@@ -256,3 +259,42 @@ class ClevrExpert:
         sub = pending[0]
         heading = sub.aims.mean(axis=0) - positions[sub.ball]
         return sub.ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
+
+
+@dataclass
+class ExpertEpisode:
+    """One expert rollout: its goal and instruction, outcome, length and (optionally) frames."""
+
+    goal: Goal
+    instruction: str
+    success: bool
+    length: int
+    frames: list[np.ndarray]
+
+
+def run_expert(
+    split: str, episodes: int, seed: int, image_size: int = 64, keep_frames: bool = False
+) -> list[ExpertEpisode]:
+    """Roll the expert out in ``VLGOR-CLEVR-v0`` for ``episodes`` episodes seeded ``seed + i``."""
+    import gymnasium as gym
+
+    env = gym.make("VLGOR-CLEVR-v0", split=split, image_size=image_size)
+    expert = ClevrExpert()
+    results = []
+    try:
+        for episode in range(episodes):
+            observation, info = env.reset(seed=seed + episode)
+            frames = [observation["image"]] if keep_frames else []
+            terminated = truncated = False
+            length = 0
+            while not (terminated or truncated):
+                observation, _, terminated, truncated, info = env.step(expert.act(info))
+                length += 1
+                if keep_frames:
+                    frames.append(observation["image"])
+            results.append(
+                ExpertEpisode(info["goal"], observation["instruction"], info["is_success"], length, frames)
+            )
+    finally:
+        env.close()
+    return results

@@ -8,7 +8,9 @@ pushes it is parked outside the arena and out of view.
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 
 import mujoco
 import numpy as np
@@ -94,6 +96,15 @@ def scene_xml() -> str:
 </mujoco>"""
 
 
+_LIVE_SCENES: weakref.WeakSet[Scene] = weakref.WeakSet()
+
+
+def _close_live_scenes() -> None:
+    # Renderers freed after the EGL display is gone raise errors at exit; close them first.
+    for scene in list(_LIVE_SCENES):
+        scene.close()
+
+
 class Scene:
     """Physics and rendering of one CLEVR-Robot table.
 
@@ -135,6 +146,11 @@ class Scene:
         """The top-down frame, ``(image_size, image_size, 3)`` uint8."""
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+            if not _LIVE_SCENES:
+                # Registered after MuJoCo's own EGL exit hook, so it runs before that one.
+                atexit.unregister(_close_live_scenes)
+                atexit.register(_close_live_scenes)
+            _LIVE_SCENES.add(self)
             for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
                 self._renderer.scene.flags[flag] = 0
             self._renderer.update_scene(self.data, "top")

@@ -40,7 +40,14 @@ COLOURS: tuple[str, ...] = ("red", "blue", "green", "purple", "cyan")
 RELATIONS: tuple[str, ...] = ("left_of", "right_of", "in_front_of", "behind")
 DIRECTIONS: tuple[str, ...] = ("left", "right", "front", "back")
 SPLITS: tuple[str, ...] = ("train", "rephrasing", "counterfactual", "hard")
-KINDS: tuple[str, ...] = ("relation", "motion", "two_relations", "three_relations", "line_up", "gather")
+KINDS: tuple[str, ...] = (
+    "relation",
+    "motion",
+    "two_relations",
+    "three_relations",
+    "line_up",
+    "gather",
+)
 
 #: Unit vector of each relation and motion direction in world coordinates (see module doc).
 DIRECTION_VECTORS: dict[str, tuple[float, float]] = {
@@ -72,7 +79,12 @@ _SIDE_WORDS = {
     "in_front_of": "in front of",
     "behind": "at the back of",
 }
-_IMAGE_WORDS = {"left_of": "left of", "right_of": "right of", "in_front_of": "below", "behind": "above"}
+_IMAGE_WORDS = {
+    "left_of": "left of",
+    "right_of": "right of",
+    "in_front_of": "below",
+    "behind": "above",
+}
 _AHEAD_WORDS = {
     "left_of": "to the left side of",
     "right_of": "to the right side of",
@@ -198,7 +210,12 @@ TEMPLATES: dict[tuple[str, str], tuple[Template, ...]] = {
 
 #: The wording set each split renders its goals in. Counterfactual goals keep the training
 #: wording: only the target or behaviour is edited (paper App. B.2).
-SPLIT_WORDING = {"train": "train", "rephrasing": "rephrasing", "counterfactual": "train", "hard": "hard"}
+SPLIT_WORDING = {
+    "train": "train",
+    "rephrasing": "rephrasing",
+    "counterfactual": "train",
+    "hard": "hard",
+}
 
 # --- goal structure -----------------------------------------------------------------------
 
@@ -396,9 +413,7 @@ def _relational_tasks() -> list[tuple[str, str, str]]:
 
 @functools.cache
 def _train_tasks() -> frozenset[tuple[str, str]]:
-    return frozenset(
-        (t, f"{r}:{a}") for t, r, a in _relational_tasks() if r != held_out_relation(t, a)
-    )
+    return frozenset((t, f"{r}:{a}") for t, r, a in _relational_tasks() if r != held_out_relation(t, a))
 
 
 def _with_templates(tasks: Sequence[tuple[str, str]], wording: str) -> list[Goal]:
@@ -431,7 +446,9 @@ def split_goals(split: str) -> tuple[Goal, ...]:
     if split == "rephrasing":
         return tuple(_with_templates(train, "rephrasing"))
     if split == "counterfactual":
-        held_out = [(t, f"{r}:{a}") for t, r, a in _relational_tasks() if (t, f"{r}:{a}") not in _train_tasks()]
+        held_out = [
+            (t, f"{r}:{a}") for t, r, a in _relational_tasks() if (t, f"{r}:{a}") not in _train_tasks()
+        ]
         motions = [(t, f"toward:{d}") for t in COLOURS for d in DIRECTIONS]
         return tuple(_with_templates(held_out + motions, "train"))
     tasks = [

@@ -1,0 +1,1 @@
+"""Benchmarks: throughput, expert success and (later) the split benchmark; results in results/."""

@@ -1,0 +1,88 @@
+"""Writing benchmark results (JSON with config, git revision and machine) and README tables."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def git_revision() -> str:
+    """The checked-out commit, with ``-dirty`` when the tree has changes, or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{revision}-dirty" if dirty else revision
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "mujoco_gl": os.environ.get("MUJOCO_GL"),
+    }
+
+
+def write_result(name: str, config: dict[str, Any], figures: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json`` atomically and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    record = {
+        "name": name,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "git_revision": git_revision(),
+        "machine": machine(),
+        "config": config,
+        "figures": figures,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    partial.replace(path)
+    return path
+
+
+def load_result(name: str) -> dict[str, Any]:
+    """The record written by :func:`write_result`."""
+    result: dict[str, Any] = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    return result
+
+
+def replace_readme_section(name: str, markdown: str, readme: Path = README) -> None:
+    """Replace the text between ``<!-- bench:name -->`` and ``<!-- /bench:name -->``."""
+    text = readme.read_text()
+    pattern = re.compile(rf"(<!-- bench:{re.escape(name)} -->\n).*?(<!-- /bench:{re.escape(name)} -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no '<!-- bench:{name} -->' section to fill")
+    readme.write_text(pattern.sub(lambda m: m.group(1) + markdown.rstrip() + "\n" + m.group(2), text))
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

