@@ -166,6 +166,14 @@ def test_expert_success_rate(split: str, threshold: float) -> None:
     assert all(e.length <= 50 for e in episodes)
 
 
-def test_expert_is_stateless_and_deterministic(env: ClevrRobotEnv) -> None:
+def test_expert_is_deterministic_and_starts_afresh_each_episode() -> None:
+    first, second = run_expert("train", 3, seed=77), run_expert("train", 3, seed=77)
+    assert [(e.goal, e.length, e.success) for e in first] == [(e.goal, e.length, e.success) for e in second]
+    env = ClevrRobotEnv()
+    expert = ClevrExpert()
     _, info = env.reset(seed=4)
-    assert ClevrExpert().act(info) == ClevrExpert().act(info)
+    first_action = expert.act(info)
+    env.step(first_action)
+    _, info = env.reset(seed=4)  # same episode again: the memory of the last one is dropped
+    assert expert.act(info) == first_action == ClevrExpert().act(info)
+    env.close()

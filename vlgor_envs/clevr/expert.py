@@ -45,6 +45,9 @@ _MAX_EXPANSIONS = 4000
 _HEURISTIC_WEIGHT = 2.5
 #: Extra cost, in pushes, of a push that bumps a ball which is not in place yet.
 _BUMP_COST = 4.0
+#: Extra cost of landing within :data:`_REVISIT_RADIUS` of where the ball already was.
+_REVISIT_COST = 3.0
+_REVISIT_RADIUS = 0.03
 _ROW_SPACING = 0.3
 
 
@@ -173,11 +176,19 @@ def _subgoal_holds(goal: Goal, sub: SubGoal, positions: np.ndarray) -> bool:
     return sub.inside(centre)
 
 
-def plan_first_push(centre: np.ndarray, hard: np.ndarray, soft: np.ndarray, sub: SubGoal) -> int | None:
+def plan_first_push(
+    centre: np.ndarray,
+    hard: np.ndarray,
+    soft: np.ndarray,
+    sub: SubGoal,
+    visited: np.ndarray | None = None,
+) -> int | None:
     """First push direction of an A* plan that brings ``centre`` into ``sub``'s region.
 
     ``hard`` are centres ``(k, 2)`` the ball must never touch (anchors, balls in place);
-    ``soft`` are centres it may bump into at a cost of :data:`_BUMP_COST` pushes each.
+    ``soft`` are centres it may bump into at a cost of :data:`_BUMP_COST` pushes each;
+    landing near a ``visited`` centre costs :data:`_REVISIT_COST`, which breaks the cycles
+    a replanning expert can fall into when physics lands just outside a tiny region.
     Returns ``None`` if no aim point is free or no plan is found within the search budget.
     """
     x0, x1, y0, y1 = ARENA_BOUNDS
@@ -190,6 +201,7 @@ def plan_first_push(centre: np.ndarray, hard: np.ndarray, soft: np.ndarray, sub:
         return None
     moves = PUSH_LENGTH * PUSH_DIRECTIONS
     pusher_offsets = -(BALL_RADIUS + PUSHER_RADIUS + 0.01) * PUSH_DIRECTIONS
+    previous = np.zeros((0, 2)) if visited is None else visited
 
     def estimate(point: np.ndarray) -> float:
         distance = float(np.min(np.linalg.norm(aims - point, axis=1)))
@@ -215,12 +227,13 @@ def plan_first_push(centre: np.ndarray, hard: np.ndarray, soft: np.ndarray, sub:
         valid &= clear(pushers, hard, _PUSHER_CLEARANCE)
         bumps = ~(clear(nexts, soft, _CLEARANCE) & clear(halfway, soft, _CLEARANCE))
         bumps |= ~clear(pushers, soft, _PUSHER_CLEARANCE)
+        revisits = ~clear(nexts, previous, _REVISIT_RADIUS)
         for direction in np.flatnonzero(valid):
             step = nexts[direction]
             route = first if first >= 0 else int(direction)
             if sub.inside(step) and not bumps[direction]:
                 return route
-            step_cost = cost + 1.0 + _BUMP_COST * bumps[direction]
+            step_cost = cost + 1.0 + _BUMP_COST * bumps[direction] + _REVISIT_COST * revisits[direction]
             heapq.heappush(frontier, (step_cost + estimate(step), next(tie), step, step_cost, route))
     return None
 
@@ -236,13 +249,23 @@ class ClevrExpert:
     """Scripted expert for every CLEVR goal kind; ``act(info)`` maps an env ``info`` to an action.
 
     ``info`` needs ``goal``, ``ball_positions`` and ``start_positions`` as the env reports
-    them. Stateless: the same info always gives the same action.
+    them. The expert remembers where the balls have been during the current episode (a new
+    goal or start state begins a new one) and avoids going back there; it is deterministic.
     """
+
+    def __init__(self) -> None:
+        self._episode: tuple[Goal, bytes] | None = None
+        self._visited: list[np.ndarray] = []
 
     def act(self, info: dict[str, Any]) -> int:
         goal: Goal = info["goal"]
         positions = np.asarray(info["ball_positions"], dtype=np.float64)
         start = np.asarray(info["start_positions"], dtype=np.float64)
+        episode = (goal, start.tobytes())
+        if episode != self._episode:
+            self._episode, self._visited = episode, []
+        self._visited.append(positions)
+        history = np.stack(self._visited)
         plan = subgoals(goal, positions, start)
         done = {s.ball for s in plan if _subgoal_holds(goal, s, positions)}
         pending = [s for s in plan if s.ball not in done] or plan
@@ -251,7 +274,11 @@ class ClevrExpert:
             fixed = (anchors | done) - {sub.ball}
             loose = set(range(len(COLOURS))) - fixed - {sub.ball}
             direction = plan_first_push(
-                positions[sub.ball], positions[sorted(fixed)], positions[sorted(loose)], sub
+                positions[sub.ball],
+                positions[sorted(fixed)],
+                positions[sorted(loose)],
+                sub,
+                visited=history[:, sub.ball],
             )
             if direction is not None:
                 return sub.ball * N_DIRECTIONS + direction
