@@ -60,7 +60,8 @@ def plot(figures: dict[str, dict[str, float]]) -> None:
 def readme_table() -> str:
     result = load_result(NAME)
     rows = []
-    for split, figures in result["figures"].items():
+    for split in SPLITS:
+        figures = result["figures"][split]
         kinds = ", ".join(
             f"{key.removeprefix('success_')} {100 * value:.1f}"
             for key, value in figures.items()
