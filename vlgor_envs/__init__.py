@@ -12,3 +12,8 @@ register(
     max_episode_steps=50,
     kwargs={"split": "train", "image_size": 64},
 )
+register(
+    id="VLGOR-MetaWorld-v0",
+    entry_point="vlgor_envs.metaworld.env:MetaWorldLanguageEnv",
+    kwargs={"split": "train", "image_size": 64},
+)

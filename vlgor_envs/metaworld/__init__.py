@@ -1,0 +1,1 @@
+"""Meta-World v3 tasks behind language instructions: env, camera and scripted experts."""
