@@ -1,9 +1,10 @@
-"""``make demo``: the scripted expert on every split of VLGOR-CLEVR-v0, and one rollout as a PNG."""
+"""``make demo``: the scripted experts on every split of both envs, and one rollout of each as a PNG."""
 
 from __future__ import annotations
 
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,23 +14,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import tyro
-from tqdm import tqdm
 
-from vlgor_envs.clevr.expert import ExpertEpisode, run_expert
-from vlgor_envs.language.clevr import SPLITS
+from vlgor_envs.clevr import expert as clevr_expert
+from vlgor_envs.metaworld import expert as metaworld_expert
+from vlgor_envs.rollout import Episode
+
+SPLITS = ("train", "rephrasing", "counterfactual", "hard")
 
 
 @dataclass
 class Args:
-    episodes: int = 50
-    """Expert episodes per split."""
+    clevr_episodes: int = 50
+    """Expert episodes per split of VLGOR-CLEVR-v0."""
+    metaworld_episodes: int = 10
+    """Expert episodes per split of VLGOR-MetaWorld-v0 (tasks drawn at random)."""
     seed: int = 0
     """Episode i of every split is seeded seed + i."""
     out: Path = Path("out/demo")
-    """Where the rollout strip is written."""
+    """Where the rollout strips are written."""
 
 
-def save_strip(episode: ExpertEpisode, path: Path, max_frames: int = 12) -> None:
+def save_strip(episode: Episode, path: Path, max_frames: int = 12) -> None:
     """A row of frames of one rollout, titled with its instruction."""
     picks = np.unique(
         np.linspace(0, len(episode.frames) - 1, min(max_frames, len(episode.frames))).astype(int)
@@ -48,20 +53,36 @@ def save_strip(episode: ExpertEpisode, path: Path, max_frames: int = 12) -> None
     plt.close(fig)
 
 
-def main(args: Args) -> None:
-    print(f"Scripted expert on VLGOR-CLEVR-v0, {args.episodes} episodes per split")
-    for split in tqdm(SPLITS, desc="splits", leave=False):
+def report(env_id: str, run: Callable[[str, int], list[Episode]], episodes: int) -> None:
+    """Print the expert's success and episode length on every split."""
+    print(f"Scripted expert on {env_id}, {episodes} episodes per split")
+    for split in SPLITS:
         start = time.perf_counter()
-        episodes = run_expert(split, args.episodes, args.seed)
-        rate = 100 * np.mean([e.success for e in episodes])
-        length = np.mean([e.length for e in episodes])
+        results = run(split, episodes)
+        rate = 100 * np.mean([e.success for e in results])
+        length = np.mean([e.length for e in results])
         seconds = time.perf_counter() - start
-        tqdm.write(f"  {split:>14}: success {rate:5.1f}%  mean steps {length:4.1f}  ({seconds:.1f} s)")
-    candidates = run_expert("counterfactual", 8, args.seed, keep_frames=True)
-    rollout = max(candidates, key=lambda e: (e.success, e.length))
-    path = args.out / "clevr_expert_rollout.png"
-    save_strip(rollout, path)
-    print(f"Rollout strip: {path}")
+        print(f"  {split:>14}: success {rate:5.1f}%  mean steps {length:5.1f}  ({seconds:.1f} s)")
+
+
+def main(args: Args) -> None:
+    report(
+        "VLGOR-CLEVR-v0", lambda split, n: clevr_expert.run_expert(split, n, args.seed), args.clevr_episodes
+    )
+    report(
+        "VLGOR-MetaWorld-v0",
+        lambda split, n: metaworld_expert.run_expert(split, n, args.seed),
+        args.metaworld_episodes,
+    )
+    strips = {
+        "clevr_expert_rollout.png": clevr_expert.run_expert("counterfactual", 8, args.seed, keep_frames=True),
+        "metaworld_expert_rollout.png": metaworld_expert.run_expert(
+            "counterfactual", 1, args.seed, task="reach-left-of-goal", keep_frames=True
+        ),
+    }
+    for name, candidates in strips.items():
+        save_strip(max(candidates, key=lambda e: (e.success, e.length)), args.out / name)
+        print(f"Rollout strip: {args.out / name}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,15 @@ def test_vlgor_splits_clevr_prints_sizes_and_examples() -> None:
     assert any(line.startswith("hard: 3384 instructions") for line in lines)
 
 
+def test_vlgor_splits_metaworld_lists_the_tasks() -> None:
+    result = run(sys.executable, "-m", "vlgor_envs.cli", "splits", "metaworld", "--examples", "0")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("train: 100 instructions = 10 tasks")
+    assert "door-close" in lines[2] and "reach-straight" in lines[2]
+    assert lines[3].startswith("hard:") and "soccer" in lines[3]
+
+
 def test_vlgor_rejects_an_unknown_env() -> None:
     result = run(sys.executable, "-m", "vlgor_envs.cli", "splits", "atari")
     assert result.returncode != 0
@@ -32,12 +41,23 @@ def test_vlgor_rejects_an_unknown_env() -> None:
 
 
 def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> None:
-    result = run(sys.executable, "-m", "benchmarks.demo", "--episodes", "1", "--out", str(tmp_path))
+    result = run(
+        sys.executable,
+        "-m",
+        "benchmarks.demo",
+        "--clevr-episodes",
+        "1",
+        "--metaworld-episodes",
+        "1",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
-    for split in ("train", "rephrasing", "counterfactual", "hard"):
-        assert f"{split}: success" in result.stdout
-    strip = tmp_path / "clevr_expert_rollout.png"
-    assert strip.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for env_id in ("VLGOR-CLEVR-v0", "VLGOR-MetaWorld-v0"):
+        assert f"Scripted expert on {env_id}" in result.stdout
+    assert result.stdout.count("counterfactual: success") == 2
+    for name in ("clevr_expert_rollout.png", "metaworld_expert_rollout.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_throughput_benchmark_measures_positive_rates() -> None:

@@ -8,11 +8,13 @@ from typing import Literal
 import numpy as np
 import tyro
 
-from vlgor_envs.language import Goal, clevr
+from vlgor_envs.language import Goal, clevr, metaworld
 
 
-def splits(env: tyro.conf.Positional[Literal["clevr"]], examples: int = 3, seed: int = 0) -> None:
-    """Print each split's size (instructions, tasks, goal kinds) and example instructions.
+def splits(
+    env: tyro.conf.Positional[Literal["clevr", "metaworld"]], examples: int = 3, seed: int = 0
+) -> None:
+    """Print each split's size and example instructions.
 
     Args:
         env: Which environment's language.
@@ -20,17 +22,28 @@ def splits(env: tyro.conf.Positional[Literal["clevr"]], examples: int = 3, seed:
         seed: Seed of the example sampler.
     """
     rng = np.random.default_rng(seed)
-    for split in clevr.SPLITS:
-        goals = clevr.split_goals(split)
-        tasks = {(g.target, g.behavior) for g in goals}
-        kinds = Counter(clevr.goal_kind(Goal(f"{split}-0", t, b)) for t, b in tasks)
-        wording = clevr.SPLIT_WORDING[split]
+    if env == "clevr":
+        for split in clevr.SPLITS:
+            goals = clevr.split_goals(split)
+            tasks = {(g.target, g.behavior) for g in goals}
+            kinds = Counter(clevr.goal_kind(Goal(f"{split}-0", t, b)) for t, b in tasks)
+            print(
+                f"{split}: {len(goals)} instructions = {len(tasks)} tasks in the "
+                f"{clevr.SPLIT_WORDING[split]!r} wording; "
+                + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+            )
+            for _ in range(examples):
+                print(f"    {clevr.render(clevr.sample_goal(split, rng))}")
+        return
+    for split in metaworld.SPLITS:
+        goals = metaworld.split_goals(split)
+        names = [task.name for task in metaworld.tasks_of_split(split)]
         print(
-            f"{split}: {len(goals)} instructions = {len(tasks)} tasks in the {wording!r} wording; "
-            + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+            f"{split}: {len(goals)} instructions = {len(names)} tasks in the "
+            f"{metaworld.SPLIT_WORDING[split]!r} wording; " + ", ".join(names)
         )
         for _ in range(examples):
-            print(f"    {clevr.render(clevr.sample_goal(split, rng))}")
+            print(f"    {metaworld.render(metaworld.sample_goal(split, rng))}")
 
 
 def main() -> None:

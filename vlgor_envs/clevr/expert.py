@@ -34,6 +34,7 @@ from vlgor_envs.language.clevr import (
     relation_clauses,
 )
 from vlgor_envs.language.goal import Goal
+from vlgor_envs.rollout import Episode, roll_out
 
 #: Predicted displacement of a free ball by one push (measured: 0.097 to 0.100).
 PUSH_LENGTH = 0.1
@@ -288,40 +289,17 @@ class ClevrExpert:
         return sub.ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
 
 
-@dataclass
-class ExpertEpisode:
-    """One expert rollout: its goal and instruction, outcome, length and (optionally) frames."""
-
-    goal: Goal
-    instruction: str
-    success: bool
-    length: int
-    frames: list[np.ndarray]
-
-
 def run_expert(
     split: str, episodes: int, seed: int, image_size: int = 64, keep_frames: bool = False
-) -> list[ExpertEpisode]:
-    """Roll the expert out in ``VLGOR-CLEVR-v0`` for ``episodes`` episodes seeded ``seed + i``."""
-    import gymnasium as gym
-
-    env = gym.make("VLGOR-CLEVR-v0", split=split, image_size=image_size)
+) -> list[Episode]:
+    """Roll the expert out in ``VLGOR-CLEVR-v0``; episode ``i`` is seeded ``seed + i``."""
     expert = ClevrExpert()
-    results = []
-    try:
-        for episode in range(episodes):
-            observation, info = env.reset(seed=seed + episode)
-            frames = [observation["image"]] if keep_frames else []
-            terminated = truncated = False
-            length = 0
-            while not (terminated or truncated):
-                observation, _, terminated, truncated, info = env.step(expert.act(info))
-                length += 1
-                if keep_frames:
-                    frames.append(observation["image"])
-            results.append(
-                ExpertEpisode(info["goal"], observation["instruction"], info["is_success"], length, frames)
-            )
-    finally:
-        env.close()
-    return results
+    return roll_out(
+        "VLGOR-CLEVR-v0",
+        lambda _, info: expert.act(info),
+        episodes,
+        seed,
+        keep_frames,
+        split=split,
+        image_size=image_size,
+    )

@@ -293,7 +293,7 @@ _TRAIN_FRAMES = (
     "go ahead and {task}",
     "try to {task}",
     "the goal is to {task}",
-    "use the gripper to {task}",
+    "use the robot arm to {task}",
     "now {task}",
 )
 _REPHRASING_FRAMES = (

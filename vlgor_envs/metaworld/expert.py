@@ -9,12 +9,14 @@ multi-skill goals run one policy per stage, shown the object of that stage.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from vlgor_envs.language.metaworld import TASKS_BY_NAME
+from vlgor_envs.rollout import Episode, roll_out
 
 _HAND, _OBJECT, _GOAL = slice(0, 3), slice(4, 7), slice(36, 39)
 #: Meta-World moves the hand's mocap by ``action * 0.01`` metres per step.
@@ -26,6 +28,9 @@ _STRAIGHT_GAIN = 0.12
 def metaworld_policy(scene: str) -> Any:
     """Meta-World's scripted policy for a v3 env name, e.g. ``"door-open-v3"``."""
     import metaworld.policies as policies
+
+    # Meta-World warns that its own policies' gains exceed the action range; the env clips.
+    warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
 
     wanted = "sawyer" + scene.replace("-", "").lower() + "policy"
     for name in dir(policies):
@@ -63,3 +68,25 @@ class MetaWorldExpert:
     def _policy_action(scene: str, state: np.ndarray) -> np.ndarray:
         action = metaworld_policy(scene).get_action(state)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+
+
+def run_expert(
+    split: str,
+    episodes: int,
+    seed: int,
+    task: str | None = None,
+    image_size: int = 64,
+    keep_frames: bool = False,
+) -> list[Episode]:
+    """Roll the expert out in ``VLGOR-MetaWorld-v0``; episode ``i`` is seeded ``seed + i``."""
+    expert = MetaWorldExpert()
+    return roll_out(
+        "VLGOR-MetaWorld-v0",
+        lambda _, info: expert.act(info),
+        episodes,
+        seed,
+        keep_frames,
+        split=split,
+        task=task,
+        image_size=image_size,
+    )
