@@ -11,7 +11,13 @@ from gymnasium import spaces
 from vlgor_envs.clevr.predicates import goal_distance
 from vlgor_envs.clevr.scene import BALL_RADIUS, SPAWN_BOUNDS, Scene
 from vlgor_envs.language import clevr as language
-from vlgor_envs.language.goal import INSTRUCTION_CHARSET, MAX_INSTRUCTION_LENGTH, Goal, check_choice
+from vlgor_envs.language.goal import Goal, check_choice
+from vlgor_envs.observation import (
+    check_image_size,
+    check_render_mode,
+    goal_and_instruction,
+    observation_space,
+)
 
 N_DIRECTIONS = 8
 #: Unit push directions, counter-clockwise from image-right (world +x).
@@ -21,32 +27,6 @@ SUCCESS_BONUS = 1.0
 DISTURBANCE_PENALTY = 0.5
 _SPAWN_GAP = 0.02
 _MAX_SPAWN_TRIES = 1000
-
-
-def check_image_size(image_size: object) -> int:
-    """``image_size`` as an int in [16, 1024], else a ``ValueError`` naming the fix."""
-    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer):
-        raise ValueError(f"image_size must be an int, got {image_size!r}")
-    if not 16 <= int(image_size) <= 1024:
-        raise ValueError(f"image_size must be between 16 and 1024 pixels, got {image_size}")
-    return int(image_size)
-
-
-def instruction_space() -> spaces.Text:
-    """The ``Text`` space of instructions: printable ASCII with spaces."""
-    return spaces.Text(max_length=MAX_INSTRUCTION_LENGTH, min_length=1, charset=INSTRUCTION_CHARSET)
-
-
-def check_instruction(text: object) -> str:
-    """``text`` if it can be an observation's instruction, else a ``ValueError``."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"instruction must be a non-empty string, got {text!r}")
-    if len(text) > MAX_INSTRUCTION_LENGTH:
-        raise ValueError(f"instruction is {len(text)} characters long; the limit is {MAX_INSTRUCTION_LENGTH}")
-    bad = sorted(set(text) - set(INSTRUCTION_CHARSET))
-    if bad:
-        raise ValueError(f"instruction holds characters outside printable ASCII: {bad!r}")
-    return text
 
 
 class ClevrRobotEnv(gym.Env[dict[str, Any], np.int64]):
@@ -108,16 +88,9 @@ class ClevrRobotEnv(gym.Env[dict[str, Any], np.int64]):
     def __init__(self, split: str = "train", image_size: int = 64, render_mode: str | None = None) -> None:
         self.split = check_choice("split", split, language.SPLITS)
         self.image_size = check_image_size(image_size)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self.action_space = spaces.Discrete(N_ACTIONS)
-        self.observation_space = spaces.Dict(
-            {
-                "image": spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8),
-                "instruction": instruction_space(),
-            }
-        )
+        self.observation_space = observation_space(self.image_size)
         self.scene = Scene(self.image_size)
         self.goal: Goal | None = None
         self.instruction = ""
@@ -134,7 +107,13 @@ class ClevrRobotEnv(gym.Env[dict[str, Any], np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        self.goal, self.instruction = self._goal_and_instruction(options or {})
+        self.goal, self.instruction = goal_and_instruction(
+            options or {},
+            parse=language.parse,
+            validate=language.validate_goal,
+            render=language.render,
+            sample=lambda: language.sample_goal(self.split, self.np_random),
+        )
         self.start_positions = self._spawn(self.goal)
         self.scene.set_positions(self.start_positions)
         self._distance = goal_distance(self.goal, self.start_positions, self.start_positions)
@@ -164,26 +143,6 @@ class ClevrRobotEnv(gym.Env[dict[str, Any], np.int64]):
 
     def close(self) -> None:
         self.scene.close()
-
-    def _goal_and_instruction(self, options: dict[str, Any]) -> tuple[Goal, str]:
-        unknown = set(options) - {"goal", "instruction"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}: expected 'goal' and/or 'instruction'")
-        goal = options.get("goal")
-        text = options.get("instruction")
-        if goal is not None:
-            if not isinstance(goal, Goal):
-                raise ValueError(
-                    f"options['goal'] must be a vlgor_envs.language.Goal, got {type(goal).__name__}"
-                )
-            language.validate_goal(goal)
-        if text is not None:
-            check_instruction(text)
-        if goal is None:
-            goal = (
-                language.parse(text) if text is not None else language.sample_goal(self.split, self.np_random)
-            )
-        return goal, text if text is not None else language.render(goal)
 
     def _spawn(self, goal: Goal) -> np.ndarray:
         x0, x1, y0, y1 = SPAWN_BOUNDS

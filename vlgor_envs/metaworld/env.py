@@ -9,10 +9,15 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from vlgor_envs.clevr.env import check_image_size, check_instruction, instruction_space
 from vlgor_envs.language import metaworld as language
 from vlgor_envs.language.goal import Goal, check_choice
 from vlgor_envs.metaworld.render import low_poly_copy
+from vlgor_envs.observation import (
+    check_image_size,
+    check_render_mode,
+    goal_and_instruction,
+    observation_space,
+)
 
 #: A reach or push with an edited goal succeeds within this distance of the edited goal.
 OFFSET_GOAL_RADIUS = 0.05
@@ -177,16 +182,9 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
             check_choice(f"{split} task", task, [t.name for t in language.tasks_of_split(split)])
         self.task_name = task
         self.image_size = check_image_size(image_size)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
-        self.observation_space = spaces.Dict(
-            {
-                "image": spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8),
-                "instruction": instruction_space(),
-            }
-        )
+        self.observation_space = observation_space(self.image_size)
         self._scenes: dict[str, _Scene] = {}
         self.goal: Goal | None = None
         self.task: language.MetaWorldTask | None = None
@@ -210,7 +208,13 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        self.goal, self.instruction = self._goal_and_instruction(options or {})
+        self.goal, self.instruction = goal_and_instruction(
+            options or {},
+            parse=language.parse,
+            validate=language.validate_goal,
+            render=language.render,
+            sample=lambda: language.sample_goal(self.split, self.np_random, self.task_name),
+        )
         self.task = language.task_of(self.goal)
         self._state = self._with_goal(self.scene.reset(int(self.np_random.integers(2**31 - 1))))
         self._steps, self._stage = 0, 0
@@ -244,26 +248,6 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
         self._scenes.clear()
 
     # --- goals and predicates -------------------------------------------------------------
-
-    def _goal_and_instruction(self, options: dict[str, Any]) -> tuple[Goal, str]:
-        unknown = set(options) - {"goal", "instruction"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}: expected 'goal' and/or 'instruction'")
-        goal, text = options.get("goal"), options.get("instruction")
-        if goal is not None:
-            if not isinstance(goal, Goal):
-                raise ValueError(
-                    f"options['goal'] must be a vlgor_envs.language.Goal, got {type(goal).__name__}"
-                )
-            language.validate_goal(goal)
-        if text is not None:
-            check_instruction(text)
-        if goal is None:
-            if text is not None:
-                goal = language.parse(text)
-            else:
-                goal = language.sample_goal(self.split, self.np_random, self.task_name)
-        return goal, text if text is not None else language.render(goal)
 
     def _site_names(self) -> tuple[str, ...]:
         assert self.task is not None
