@@ -10,7 +10,8 @@ is the skill, with the paper's counterfactual edits (App. B, Table 6) as variant
   or the contrast skill ``("door", "close")``; the wall variants add an obstacle.
 
 Directions are read as the robot faces the table: *left*/*right* are world ``-x``/``+x``,
-*in front of* is toward the robot (``-y``) and *behind* is away from it (``+y``).
+*in front of* is toward the robot (``-y``) and *above* is up (``+z``). (Targets moved
+behind the goal, away from the robot, lie mostly beyond the arm's reach.)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ GOAL_OFFSETS: dict[str, tuple[float, float, float]] = {
     "left_of_goal": (-0.1, 0.0, 0.0),
     "right_of_goal": (0.1, 0.0, 0.0),
     "in_front_of_goal": (0.0, -0.1, 0.0),
-    "behind_goal": (0.0, 0.1, 0.0),
+    "above_goal": (0.0, 0.0, 0.1),
 }
 
 
@@ -81,7 +82,7 @@ _OFFSET_WORDS = {
     "left_of_goal": "to the left of",
     "right_of_goal": "to the right of",
     "in_front_of_goal": "in front of",
-    "behind_goal": "behind",
+    "above_goal": "above",
 }
 
 TASKS: tuple[MetaWorldTask, ...] = (
@@ -151,7 +152,7 @@ TASKS: tuple[MetaWorldTask, ...] = (
         "pull the door open",
         "swing the door open",
         "get the door open",
-        max_steps=200,
+        max_steps=150,
     ),
     _task(
         "window-open",
@@ -278,8 +279,19 @@ TASKS: tuple[MetaWorldTask, ...] = (
         "press the coffee machine button, then push the mug under the coffee machine",
         max_steps=200,
     ),
+    _task(
+        "door-unlock-open",
+        "door",
+        "unlock_then_open",
+        "door-unlock-open-v3",
+        "hard",
+        "unlock the door, then open it",
+        max_steps=200,
+    ),
     _task("hammer", "nail", "hammer", "hammer-v3", "hard", "hammer the nail into the wall", max_steps=150),
-    _task("soccer", "ball", "kick_into_goal", "soccer-v3", "hard", "kick the ball into the goal"),
+    _task(
+        "soccer", "ball", "kick_into_goal", "soccer-v3", "hard", "kick the ball into the goal", max_steps=150
+    ),
 )
 TASKS_BY_NAME: dict[str, MetaWorldTask] = {task.name: task for task in TASKS}
 _TASKS_BY_GOAL = {(task.target, task.behavior): task for task in TASKS}

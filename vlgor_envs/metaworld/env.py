@@ -41,7 +41,9 @@ class _Scene:
     def __init__(self, name: str, image_size: int) -> None:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
-        self.env = ALL_V3_ENVIRONMENTS[name]()
+        from vlgor_envs.metaworld.door_lock_open import SCENES
+
+        self.env = (SCENES.get(name) or ALL_V3_ENVIRONMENTS[name])()
         # Goal-observable, re-sampled every reset: what Meta-World's own wrappers set up.
         self.env._partially_observable = False
         self.env._freeze_rand_vec = False
@@ -58,8 +60,12 @@ class _Scene:
     def reset(self, seed: int) -> np.ndarray:
         self._seed, self._actions = seed, []
         self.env.seed(seed)
-        state, _ = self.env.reset()
-        return np.asarray(state, dtype=np.float64)
+        self.env.reset()
+        # Meta-World's reset moves bodies and sites in the model after its last kinematics
+        # pass: recompute them, then observe (previous frame = current, as Meta-World does).
+        mujoco.mj_forward(self.env.model, self.env.data)
+        self.env._prev_obs = self.env._get_curr_obs_combined_no_goal()
+        return np.asarray(self.env._get_obs(), dtype=np.float64)
 
     def step(self, action: np.ndarray) -> tuple[Any, ...]:
         self._actions.append(action)
@@ -151,8 +157,8 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
 
     ## Episode End
     Terminated on success. Truncated after the task's ``max_steps``: 100, or 150 for
-    door-lock, push-wall, pick-place-wall and hammer, and 200 for door-open and the
-    multi-skill coffee task (their experts need that long on some seeds).
+    door-open, door-lock, push-wall, pick-place-wall, hammer and soccer, and 200 for the two
+    multi-skill tasks (their experts need that long on some seeds).
 
     ## Arguments
     - ``split``: ``"train"``, ``"rephrasing"``, ``"counterfactual"`` or ``"hard"``.
@@ -280,6 +286,9 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
             if self._stage == 0:
                 return 0.5 * min(pressed / BUTTON_PRESS_DEPTH, 1.0), False
             return 0.5 + 0.5 * native_reward, native_success
+        if behavior == "unlock_then_open":
+            door: Any = self.scene.env
+            self._stage = max(self._stage, int(door.lock_unlocked()))
         return native_reward, native_success
 
     # --- observations ---------------------------------------------------------------------

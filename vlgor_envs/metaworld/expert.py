@@ -16,21 +16,23 @@ from typing import Any
 import numpy as np
 
 from vlgor_envs.language.metaworld import TASKS_BY_NAME
+from vlgor_envs.metaworld.door_lock_open import SCENE_NAME as DOOR_UNLOCK_OPEN
+from vlgor_envs.metaworld.door_lock_open import DoorUnlockOpenExpert
 from vlgor_envs.rollout import Episode, roll_out
 
 _HAND, _OBJECT, _GOAL = slice(0, 3), slice(4, 7), slice(36, 39)
 #: Meta-World moves the hand's mocap by ``action * 0.01`` metres per step.
 _ACTION_SCALE = 0.01
 _STRAIGHT_GAIN = 0.12
+_LEFT_OF_HANDLE = 0.04
+_ABOVE_HANDLE = np.array([0.01, 0.02, 0.2])
+_APPROACH_GAIN = 25.0
 
 
 @functools.cache
 def metaworld_policy(scene: str) -> Any:
     """Meta-World's scripted policy for a v3 env name, e.g. ``"door-open-v3"``."""
     import metaworld.policies as policies
-
-    # Meta-World warns that its own policies' gains exceed the action range; the env clips.
-    warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
 
     wanted = "sawyer" + scene.replace("-", "").lower() + "policy"
     for name in dir(policies):
@@ -62,11 +64,23 @@ class MetaWorldExpert:
             shown = state.copy()
             shown[_OBJECT] = info["sites"]["buttonStart"]
             return self._policy_action("coffee-button-v3", shown)
+        if task.scene == "door-open-v3" and state[0] < state[4] - _LEFT_OF_HANDLE:
+            # Meta-World's door policy heads for the handle low and catches the door's edge
+            # from the left; come down onto the handle from above instead.
+            above = state[_OBJECT] + _ABOVE_HANDLE
+            return np.append(np.clip((above - state[_HAND]) * _APPROACH_GAIN, -1.0, 1.0), 1.0).astype(
+                np.float32
+            )
+        if task.scene == DOOR_UNLOCK_OPEN:
+            return np.clip(DoorUnlockOpenExpert().get_action(state), -1.0, 1.0).astype(np.float32)
         return self._policy_action(task.scene, state)
 
     @staticmethod
     def _policy_action(scene: str, state: np.ndarray) -> np.ndarray:
-        action = metaworld_policy(scene).get_action(state)
+        with warnings.catch_warnings():
+            # Meta-World warns that its own policies' gains exceed the action range; we clip.
+            warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high")
+            action = metaworld_policy(scene).get_action(state)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
 
 
