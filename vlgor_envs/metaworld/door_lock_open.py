@@ -58,6 +58,20 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _WRAPPER = re.compile(r"</?mujocoinclude>")
 
 
+def hand_left_of_handle(state: npt.ArrayLike) -> bool:
+    """Whether the hand is left of the handle, where Meta-World's door policy would drive it
+    into the door's edge (``state`` is a 39-d Meta-World state with the handle at 4:7)."""
+    state = np.asarray(state, dtype=np.float64)
+    return bool(state[0] < state[4] - _WRONG_SIDE)
+
+
+def over_handle_action(state: npt.ArrayLike) -> np.ndarray:
+    """Move the hand to the door policy's approach point 0.2 above the handle."""
+    state = np.asarray(state, dtype=np.float64)
+    target = state[_HANDLE] + _OVER_HANDLE
+    return np.append(np.clip((target - state[_HAND]) * _GAIN, -1.0, 1.0), 1.0).astype(np.float32)
+
+
 def metaworld_scene_dir() -> Path:
     """Meta-World's ``assets/sawyer_xyz`` folder, the base of the scene's relative paths."""
     import metaworld
@@ -318,11 +332,10 @@ class DoorUnlockOpenExpert:
         if self.stage(shown) == 0:
             shown[4:7] = shown[_LOCK]
             action = _unlock_policy().get_action(shown)
-        elif door_angle_of(shown) < DOOR_FREE_ANGLE and shown[0] < shown[4] - _WRONG_SIDE:
+        elif door_angle_of(shown) < DOOR_FREE_ANGLE and hand_left_of_handle(shown):
             # Unlocking leaves the hand low, left of the handle; the door policy would push
             # it straight into the door. Go over the handle as that policy does from afar.
-            hook = shown[_HANDLE] + _OVER_HANDLE
-            action = np.append(np.clip((hook - shown[_HAND]) * _GAIN, -1.0, 1.0), 1.0)
+            action = over_handle_action(shown)
         else:
             action = _open_policy().get_action(shown)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)

@@ -1,9 +1,11 @@
 """Scripted experts for every Meta-World goal: ``MetaWorldExpert().act(info)``.
 
 Meta-World's own policy drives each skill; it reads the goal from the state, which the env
-already moved for goal edits. A straight-line reach uses a proportional controller whose
-action is scaled as a whole (clipping each axis separately would bend the path), and the
-multi-skill goals run one policy per stage, shown the object of that stage.
+already moved for goal edits. The exceptions: a straight-line reach uses a proportional
+controller whose action is scaled as a whole (clipping each axis separately would bend the
+path); door-open first brings the hand over the handle, since Meta-World's policy catches
+the door's edge from the left; and the multi-skill goals run one policy per stage, shown
+the object of that stage.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ import numpy as np
 
 from vlgor_envs.language.metaworld import TASKS_BY_NAME
 from vlgor_envs.metaworld.door_lock_open import SCENE_NAME as DOOR_UNLOCK_OPEN
-from vlgor_envs.metaworld.door_lock_open import DoorUnlockOpenExpert
+from vlgor_envs.metaworld.door_lock_open import (
+    DoorUnlockOpenExpert,
+    hand_left_of_handle,
+    over_handle_action,
+)
 from vlgor_envs.rollout import Episode, roll_out
 
 _HAND, _OBJECT, _GOAL = slice(0, 3), slice(4, 7), slice(36, 39)
 #: Meta-World moves the hand's mocap by ``action * 0.01`` metres per step.
 _ACTION_SCALE = 0.01
 _STRAIGHT_GAIN = 0.12
-_LEFT_OF_HANDLE = 0.04
-_ABOVE_HANDLE = np.array([0.01, 0.02, 0.2])
-_APPROACH_GAIN = 25.0
 
 
 @functools.cache
@@ -64,13 +67,9 @@ class MetaWorldExpert:
             shown = state.copy()
             shown[_OBJECT] = info["sites"]["buttonStart"]
             return self._policy_action("coffee-button-v3", shown)
-        if task.scene == "door-open-v3" and state[0] < state[4] - _LEFT_OF_HANDLE:
-            # Meta-World's door policy heads for the handle low and catches the door's edge
-            # from the left; come down onto the handle from above instead.
-            above = state[_OBJECT] + _ABOVE_HANDLE
-            return np.append(np.clip((above - state[_HAND]) * _APPROACH_GAIN, -1.0, 1.0), 1.0).astype(
-                np.float32
-            )
+        if task.scene == "door-open-v3" and hand_left_of_handle(state):
+            # Meta-World's door policy catches the door's edge from there: come from above.
+            return over_handle_action(state)
         if task.scene == DOOR_UNLOCK_OPEN:
             return np.clip(DoorUnlockOpenExpert().get_action(state), -1.0, 1.0).astype(np.float32)
         return self._policy_action(task.scene, state)
