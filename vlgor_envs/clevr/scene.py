@@ -8,14 +8,11 @@ pushes it is parked outside the arena and out of view.
 
 from __future__ import annotations
 
-import atexit
-import os
-import weakref
-
 import mujoco
 import numpy as np
 
 from vlgor_envs.language.clevr import COLOURS
+from vlgor_envs.rendering import check_not_blank, make_renderer
 
 BALL_RADIUS = 0.13
 PUSHER_RADIUS = 0.05
@@ -96,15 +93,6 @@ def scene_xml() -> str:
 </mujoco>"""
 
 
-_LIVE_SCENES: weakref.WeakSet[Scene] = weakref.WeakSet()
-
-
-def _close_live_scenes() -> None:
-    # Renderers freed after the EGL display is gone raise errors at exit; close them first.
-    for scene in list(_LIVE_SCENES):
-        scene.close()
-
-
 class Scene:
     """Physics and rendering of one CLEVR-Robot table.
 
@@ -145,23 +133,9 @@ class Scene:
     def render(self) -> np.ndarray:
         """The top-down frame, ``(image_size, image_size, 3)`` uint8."""
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
-            if not _LIVE_SCENES:
-                # Registered after MuJoCo's own EGL exit hook, so it runs before that one.
-                atexit.unregister(_close_live_scenes)
-                atexit.register(_close_live_scenes)
-            _LIVE_SCENES.add(self)
-            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
-                self._renderer.scene.flags[flag] = 0
+            self._renderer = make_renderer(self.model, self.image_size)
             self._renderer.update_scene(self.data, "top")
-            frame = self._renderer.render()
-            if np.ptp(frame) == 0:
-                # A GL context created while an older one is alive can render nothing.
-                raise RuntimeError(
-                    "MuJoCo rendered a constant frame: close() environments you no longer use "
-                    f"before creating new ones (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r})"
-                )
-            return frame
+            return check_not_blank(self._renderer.render())
         self._renderer.update_scene(self.data, "top")
         return self._renderer.render()
 

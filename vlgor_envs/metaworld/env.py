@@ -18,6 +18,7 @@ from vlgor_envs.observation import (
     goal_and_instruction,
     observation_space,
 )
+from vlgor_envs.rendering import check_not_blank, make_renderer
 
 #: A reach or push with an edited goal succeeds within this distance of the edited goal.
 OFFSET_GOAL_RADIUS = 0.05
@@ -73,9 +74,9 @@ class _Scene:
 
     def render(self) -> np.ndarray:
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(low_poly_copy(self.env.model), self.image_size, self.image_size)
-            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
-                self._renderer.scene.flags[flag] = 0
+            self._renderer = make_renderer(low_poly_copy(self.env.model), self.image_size)
+            self._renderer.update_scene(self.env.data, self.camera)
+            return check_not_blank(self._renderer.render())
         self._renderer.update_scene(self.env.data, self.camera)
         return self._renderer.render()
 
