@@ -63,11 +63,13 @@ def plot(figures: dict[str, dict[str, dict[str, float]]]) -> None:
 
 def readme_table() -> str:
     result = load_result(NAME)
-    rows = [
-        [split, task, f"{100 * f['success']:.0f}", f"{f['mean_length']:.0f}", int(f["max_steps"])]
-        for split, tasks in result["figures"].items()
-        for task, f in tasks.items()
-    ]
+    rows = []
+    for split in _SPLITS_WITH_OWN_TASKS:
+        for task in tasks_of_split(split):
+            f = result["figures"][split][task.name]
+            rows.append(
+                [split, task.name, f"{100 * f['success']:.0f}", f"{f['mean_length']:.0f}", task.max_steps]
+            )
     episodes = result["config"]["episodes"]
     return (
         markdown_table(["split", "task", "success (%)", "mean steps", "episode limit"], rows)
