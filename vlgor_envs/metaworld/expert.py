@@ -59,6 +59,12 @@ class MetaWorldExpert:
     """Maps a ``VLGOR-MetaWorld-v0`` ``info`` to an action in ``[-1, 1]^4``."""
 
     def act(self, info: dict[str, Any]) -> np.ndarray:
+        with warnings.catch_warnings():
+            # Meta-World warns that its own policies' gains exceed the action range; we clip.
+            warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high")
+            return self._act(info)
+
+    def _act(self, info: dict[str, Any]) -> np.ndarray:
         task = TASKS_BY_NAME[info["task"]]
         state = np.asarray(info["state"], dtype=np.float64)
         if task.behavior == "reach:straight_line":
@@ -76,10 +82,7 @@ class MetaWorldExpert:
 
     @staticmethod
     def _policy_action(scene: str, state: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():
-            # Meta-World warns that its own policies' gains exceed the action range; we clip.
-            warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high")
-            action = metaworld_policy(scene).get_action(state)
+        action = metaworld_policy(scene).get_action(state)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
 
 
