@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,29 @@ def test_vlgor_splits_metaworld_lists_the_tasks() -> None:
     assert lines[0].startswith("train: 100 instructions = 10 tasks")
     assert "door-close" in lines[2] and "reach-straight" in lines[2]
     assert lines[3].startswith("hard:") and "soccer" in lines[3]
+
+
+def test_vlgor_collect_then_datasets_list_and_show(tmp_path: Path) -> None:
+    # No MUJOCO_GL: the package must pick the headless backend itself.
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    env["MINARI_DATASETS_PATH"] = str(tmp_path)
+    collect = [sys.executable, "-m", "vlgor_envs.cli", "collect", "--env", "clevr", "--episodes", "2"]
+    result = subprocess.run([*collect, "--seed", "5"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "wrote vlgor/clevr/real-train-v0: 2 episodes" in result.stdout
+    again = subprocess.run(collect, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "vlgor_envs.cli", "datasets", "list"], capture_output=True, text=True, env=env
+    )
+    assert listed.returncode == 0 and listed.stdout.split()[0] == "vlgor/clevr/real-train-v0"
+    shown = subprocess.run(
+        [sys.executable, "-m", "vlgor_envs.cli", "datasets", "show", "vlgor/clevr/real-train-v0"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert shown.returncode == 0 and '"episodes": 2' in shown.stdout
 
 
 def test_vlgor_rejects_an_unknown_env() -> None:

@@ -4,6 +4,13 @@ Importing the package registers every ``VLGOR-*`` id (string entry points only, 
 ``env.spec.to_json()`` works and Minari can store it).
 """
 
+import os
+
+# Headless first: MuJoCo would otherwise try GLFW, which needs a display. Set before
+# anything imports mujoco; a user's own choice wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
 from gymnasium.envs.registration import register
 
 register(

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 import tyro
 
+from vlgor_envs.data.commands import collect_command, datasets_command
 from vlgor_envs.language import Goal, clevr, metaworld
 
 
@@ -48,7 +49,9 @@ def splits(
 
 def main() -> None:
     """Entry point of the ``vlgor`` console script."""
-    tyro.extras.subcommand_cli_from_dict({"splits": splits}, prog="vlgor")
+    tyro.extras.subcommand_cli_from_dict(
+        {"splits": splits, "collect": collect_command, "datasets": datasets_command}, prog="vlgor"
+    )
 
 
 if __name__ == "__main__":
