@@ -54,14 +54,14 @@ _ROW_SPACING = 0.3
 
 @dataclass(frozen=True)
 class SubGoal:
-    """Bring ``ball`` into the region where ``inside(centre)`` holds.
+    """Bring ``ball`` into the region where ``inside(centres)`` holds.
 
     ``aims`` are sample points of the region (``(k, 2)``); A* heads for the nearest one that
     no other ball blocks.
     """
 
     ball: int
-    inside: Callable[[np.ndarray], bool]
+    inside: Callable[[np.ndarray], np.ndarray]  # centres (k, 2) -> (k,) bool
     aims: np.ndarray
 
 
@@ -75,20 +75,20 @@ def _sector_points(
     return np.concatenate(rings)
 
 
-def _clamp_to_arena(point: np.ndarray) -> np.ndarray:
-    x0, x1, y0, y1 = ARENA_BOUNDS
-    return np.clip(point, [x0, y0], [x1, y1])
+def _along_across(offsets: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Components of ``offsets`` (``(..., 2)``) along ``direction`` and (unsigned) across it."""
+    along = offsets @ direction
+    across = np.abs(offsets[..., 0] * direction[1] - offsets[..., 1] * direction[0])
+    return along, across
 
 
 def _relation_subgoal(target: str, relation: str, anchor: str, positions: np.ndarray) -> SubGoal:
     anchor_xy = positions[COLOURS.index(anchor)]
     direction = np.asarray(DIRECTION_VECTORS[relation])
 
-    def inside(centre: np.ndarray) -> bool:
-        offset = centre - anchor_xy
-        along = float(offset @ direction)
-        across = abs(float(offset[0] * direction[1] - offset[1] * direction[0]))
-        return along - across >= 0.03 and float(np.hypot(along, across)) <= RELATION_DISTANCE - 0.03
+    def inside(centres: np.ndarray) -> np.ndarray:
+        along, across = _along_across(centres - anchor_xy, direction)
+        return (along - across >= 0.03) & (np.hypot(along, across) <= RELATION_DISTANCE - 0.03)
 
     aims = _sector_points(anchor_xy, direction, np.array([0.29, 0.32, 0.34]), 35.0)
     return SubGoal(COLOURS.index(target), inside, aims)
@@ -99,11 +99,9 @@ def _motion_subgoal(goal: Goal, start: np.ndarray) -> SubGoal:
     origin = start[ball]
     direction = np.asarray(DIRECTION_VECTORS[goal.behavior.split(":")[1]])
 
-    def inside(centre: np.ndarray) -> bool:
-        moved = centre - origin
-        along = float(moved @ direction)
-        across = abs(float(moved[0] * direction[1] - moved[1] * direction[0]))
-        return along >= MOTION_DISTANCE + 0.03 and along - across >= 0.03
+    def inside(centres: np.ndarray) -> np.ndarray:
+        along, across = _along_across(centres - origin, direction)
+        return (along >= MOTION_DISTANCE + 0.03) & (along - across >= 0.03)
 
     radii = MOTION_DISTANCE + np.array([0.05, 0.1, 0.15])
     return SubGoal(ball, inside, _sector_points(origin, direction, radii, 30.0))
@@ -115,8 +113,8 @@ def _gather_subgoals(anchor: str, positions: np.ndarray) -> list[SubGoal]:
     # Nearest first: the close ones settle and the far ones find the gaps between them.
     others.sort(key=lambda i: float(np.linalg.norm(positions[i] - anchor_xy)))
 
-    def inside(centre: np.ndarray) -> bool:
-        return float(np.linalg.norm(centre - anchor_xy)) <= GATHER_DISTANCE - 0.04
+    def inside(centres: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(centres - anchor_xy, axis=-1) <= GATHER_DISTANCE - 0.04
 
     ring = _sector_points(anchor_xy, np.array([1.0, 0.0]), np.array([0.29, 0.33, 0.37]), 180.0)
     return [SubGoal(ball, inside, ring) for ball in others]
@@ -139,8 +137,8 @@ def _line_subgoals(positions: np.ndarray, start: np.ndarray) -> list[SubGoal]:
     subgoals = []
     for ball, slot in enumerate(slots):
 
-        def inside(centre: np.ndarray, slot: float = float(slot)) -> bool:
-            return abs(float(centre[1]) - height) <= 0.03 and abs(float(centre[0]) - slot) <= 0.12
+        def inside(centres: np.ndarray, slot: float = float(slot)) -> np.ndarray:
+            return (np.abs(centres[..., 1] - height) <= 0.03) & (np.abs(centres[..., 0] - slot) <= 0.12)
 
         aims = np.stack([slot + np.linspace(-0.1, 0.1, 5), np.full(5, height)], axis=1)
         subgoals.append(SubGoal(ball, inside, aims))
@@ -174,7 +172,7 @@ def _subgoal_holds(goal: Goal, sub: SubGoal, positions: np.ndarray) -> bool:
     if kind == "gather":
         anchor = positions[COLOURS.index(goal.behavior.split(":")[1])]
         return float(np.linalg.norm(centre - anchor)) <= GATHER_DISTANCE
-    return sub.inside(centre)
+    return bool(sub.inside(centre[None])[0])
 
 
 def plan_first_push(
@@ -201,18 +199,21 @@ def plan_first_push(
     if not len(aims):
         return None
     moves = PUSH_LENGTH * PUSH_DIRECTIONS
-    pusher_offsets = -(BALL_RADIUS + PUSHER_RADIUS + 0.01) * PUSH_DIRECTIONS
+    # Per successor, the three points a push sweeps: landing spot, halfway, and the pusher.
+    probes = np.concatenate([moves, moves / 2, -(BALL_RADIUS + PUSHER_RADIUS + 0.01) * PUSH_DIRECTIONS])
+    gaps = np.repeat([_CLEARANCE, _CLEARANCE, _PUSHER_CLEARANCE], N_DIRECTIONS)
     previous = np.zeros((0, 2)) if visited is None else visited
 
-    def estimate(point: np.ndarray) -> float:
-        distance = float(np.min(np.linalg.norm(aims - point, axis=1)))
-        return _HEURISTIC_WEIGHT * distance / PUSH_LENGTH
+    def estimates(points: np.ndarray) -> np.ndarray:
+        distances = np.linalg.norm(points[:, None, :] - aims[None, :, :], axis=2).min(axis=1)
+        return _HEURISTIC_WEIGHT * distances / PUSH_LENGTH
 
-    def clear(points: np.ndarray, centres: np.ndarray, gap: float) -> np.ndarray:
-        return _min_gap(points, centres) >= gap
+    def blocked(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """Successors whose landing, halfway or pusher point is too close to ``centres``."""
+        return np.asarray((_min_gap(points, centres) < gaps).reshape(3, N_DIRECTIONS).any(axis=0))
 
     tie = itertools.count()
-    frontier = [(estimate(centre), next(tie), centre, 0.0, -1)]
+    frontier = [(float(estimates(centre[None])[0]), next(tie), centre, 0.0, -1)]
     closed: set[tuple[int, ...]] = set()
     for _ in range(_MAX_EXPANSIONS):
         if not frontier:
@@ -222,20 +223,28 @@ def plan_first_push(
         if key in closed:
             continue
         closed.add(key)
-        nexts, halfway, pushers = node + moves, node + moves / 2, node + pusher_offsets
-        valid = np.all((nexts >= low) & (nexts <= high), axis=1)
-        valid &= clear(nexts, hard, _CLEARANCE) & clear(halfway, hard, _CLEARANCE)
-        valid &= clear(pushers, hard, _PUSHER_CLEARANCE)
-        bumps = ~(clear(nexts, soft, _CLEARANCE) & clear(halfway, soft, _CLEARANCE))
-        bumps |= ~clear(pushers, soft, _PUSHER_CLEARANCE)
-        revisits = ~clear(nexts, previous, _REVISIT_RADIUS)
+        points = node + probes
+        nexts = points[:N_DIRECTIONS]
+        valid = np.all((nexts >= low) & (nexts <= high), axis=1) & ~blocked(points, hard)
+        bumps = blocked(points, soft)
+        arrived = sub.inside(nexts) & ~bumps & valid
+        if arrived.any():
+            return first if first >= 0 else int(np.flatnonzero(arrived)[0])
+        revisits = _min_gap(nexts, previous) < _REVISIT_RADIUS
+        step_costs = cost + 1.0 + _BUMP_COST * bumps + _REVISIT_COST * revisits
+        priorities = step_costs + estimates(nexts)
         for direction in np.flatnonzero(valid):
-            step = nexts[direction]
             route = first if first >= 0 else int(direction)
-            if sub.inside(step) and not bumps[direction]:
-                return route
-            step_cost = cost + 1.0 + _BUMP_COST * bumps[direction] + _REVISIT_COST * revisits[direction]
-            heapq.heappush(frontier, (step_cost + estimate(step), next(tie), step, step_cost, route))
+            heapq.heappush(
+                frontier,
+                (
+                    float(priorities[direction]),
+                    next(tie),
+                    nexts[direction],
+                    float(step_costs[direction]),
+                    route,
+                ),
+            )
     return None
 
 
