@@ -29,7 +29,8 @@ def collect_command(
     Args:
         env: Which environment.
         split: Language split the goals come from.
-        episodes: Number of episodes (2,000 CLEVR episodes take about 4 minutes here); episode i is reset with seed `seed + i`.
+        episodes: Number of episodes, episode i reset with seed `seed + i` (2,000 CLEVR
+            episodes take about 4 minutes here).
         seed: Base seed of the episodes and of the action noise.
         noise: Probability per step of a uniformly random action instead of the expert's.
         image_size: Side of the square frames in pixels.
