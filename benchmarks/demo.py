@@ -1,7 +1,9 @@
-"""``make demo``: the scripted experts on every split of both envs, and one rollout of each as a PNG."""
+"""``make demo``: the scripted experts on every split of both envs, one rollout of each as a PNG,
+and a small Minari dataset per env loaded into d3rlpy."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ import numpy as np
 import tyro
 
 from vlgor_envs.clevr import expert as clevr_expert
+from vlgor_envs.data import collect, to_d3rlpy
 from vlgor_envs.metaworld import expert as metaworld_expert
 from vlgor_envs.rollout import Episode
 
@@ -30,8 +33,12 @@ class Args:
     """Expert episodes per split of VLGOR-MetaWorld-v0 (tasks drawn at random)."""
     seed: int = 0
     """Episode i of every split is seeded seed + i."""
+    clevr_dataset_episodes: int = 50
+    """Episodes of the small CLEVR Minari dataset the demo collects and loads into d3rlpy."""
+    metaworld_dataset_episodes: int = 5
+    """Episodes of the small Meta-World Minari dataset."""
     out: Path = Path("out/demo")
-    """Where the rollout strips are written."""
+    """Where the rollout strips (and, unless MINARI_DATASETS_PATH is set, the datasets) go."""
 
 
 def save_strip(episode: Episode, path: Path, max_frames: int = 12) -> None:
@@ -65,6 +72,33 @@ def report(env_id: str, run: Callable[[str, int], list[Episode]], episodes: int)
         print(f"  {split:>14}: success {rate:5.1f}%  mean steps {length:5.1f}  ({seconds:.1f} s)")
 
 
+def datasets(args: Args) -> None:
+    """Collect a small real dataset per env into Minari and load it into d3rlpy."""
+    os.environ.setdefault("MINARI_DATASETS_PATH", str((args.out / "minari").resolve()))
+    print(f"Minari datasets in {os.environ['MINARI_DATASETS_PATH']}")
+    sizes = {"clevr": args.clevr_dataset_episodes, "metaworld": args.metaworld_dataset_episodes}
+    for env, episodes in sizes.items():
+        start = time.perf_counter()
+        dataset = collect(
+            env,
+            "train",
+            episodes,
+            args.seed,
+            dataset_id=f"vlgor/{env}/demo-train-v0",
+            overwrite=True,
+            progress=False,
+        )
+        collected = time.perf_counter() - start
+        replay = to_d3rlpy(dataset)
+        image, embedding = replay.episodes[0].observations
+        print(
+            f"  {dataset.id}: {dataset.total_episodes} episodes, {dataset.total_steps} steps "
+            f"({collected:.1f} s) -> d3rlpy {replay.transition_count} transitions, "
+            f"observations {image.shape[1:]} uint8 + {embedding.shape[1:]} float32, "
+            f"{replay.dataset_info.action_space.name.lower()} actions"
+        )
+
+
 def main(args: Args) -> None:
     report(
         "VLGOR-CLEVR-v0", lambda split, n: clevr_expert.run_expert(split, n, args.seed), args.clevr_episodes
@@ -83,6 +117,7 @@ def main(args: Args) -> None:
     for name, candidates in strips.items():
         save_strip(max(candidates, key=lambda e: (e.success, e.length)), args.out / name)
         print(f"Rollout strip: {args.out / name}")
+    datasets(args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import clevr_expert, clevr_throughput, metaworld_expert, metaworld_throughput
+from benchmarks import clevr_expert, clevr_throughput, data_conversion, metaworld_expert, metaworld_throughput
 from benchmarks.report import replace_readme_section
 
 
@@ -11,12 +11,13 @@ def main() -> None:
     clevr_expert.main(clevr_expert.Args())
     metaworld_throughput.main(metaworld_throughput.Args())
     metaworld_expert.main(metaworld_expert.Args())
+    data_conversion.main(data_conversion.Args(reuse=False))
     refresh_readme()
 
 
 def refresh_readme() -> None:
     """Rewrite the README's measured tables from ``benchmarks/results/*.json``."""
-    for module in (clevr_throughput, clevr_expert, metaworld_throughput, metaworld_expert):
+    for module in (clevr_throughput, clevr_expert, metaworld_throughput, metaworld_expert, data_conversion):
         replace_readme_section(module.NAME, module.readme_table())
 
 

@@ -73,6 +73,10 @@ def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> Non
         "1",
         "--metaworld-episodes",
         "1",
+        "--clevr-dataset-episodes",
+        "2",
+        "--metaworld-dataset-episodes",
+        "1",
         "--out",
         str(tmp_path),
     )
@@ -80,6 +84,9 @@ def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> Non
     for env_id in ("VLGOR-CLEVR-v0", "VLGOR-MetaWorld-v0"):
         assert f"Scripted expert on {env_id}" in result.stdout
     assert result.stdout.count("counterfactual: success") == 2
+    assert "vlgor/clevr/demo-train-v0: 2 episodes" in result.stdout
+    assert "vlgor/metaworld/demo-train-v0: 1 episodes" in result.stdout
+    assert "discrete actions" in result.stdout and "continuous actions" in result.stdout
     for name in ("clevr_expert_rollout.png", "metaworld_expert_rollout.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
