@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,8 +60,18 @@ def array_bytes(dataset: minari.MinariDataset) -> int:
     return total
 
 
-def _max_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+def _rss_bytes(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024  # reported in kB
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> None:
+    # The peak must start at the current RSS: imports can leave a higher transient peak
+    # that would hide the conversion's own growth.
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _convert_in_child(dataset_id: str, root: str, queue: Any) -> None:
@@ -72,11 +81,12 @@ def _convert_in_child(dataset_id: str, root: str, queue: Any) -> None:
 
     encoder = default_text_encoder()
     encoder.encode("warm up the encoder")
-    baseline = _max_rss_bytes()
+    _reset_peak_rss()
+    baseline = _rss_bytes("VmRSS")
     start = time.perf_counter()
     buffer = to_d3rlpy(dataset_id, encoder)
     seconds = time.perf_counter() - start
-    peak = _max_rss_bytes()
+    peak = _rss_bytes("VmHWM")
     queue.put(
         {
             "seconds": seconds,
