@@ -91,9 +91,11 @@ def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> Non
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_throughput_benchmark_measures_positive_rates() -> None:
+def test_throughput_benchmark_reports_every_rate() -> None:
+    # Only that the figures exist and are rates; speed itself is measured by `make bench`.
     figures = clevr_throughput.measure(clevr_throughput.Args(steps=60))
-    assert figures["env_steps_per_s"] > 0 and figures["renders_per_s"] > figures["env_steps_per_s"]
+    assert set(figures) == {"env_steps_per_s", "pushes_per_s", "renders_per_s", "episodes_reset"}
+    assert all(figures[key] > 0 for key in ("env_steps_per_s", "pushes_per_s", "renders_per_s"))
 
 
 def test_readme_sections_are_replaced_between_markers(tmp_path: Path) -> None:
