@@ -66,7 +66,6 @@ from vlgor_envs.language.encoder import InstructionEncoder, TextEncoder, default
 __all__ = ["MixedDataset", "mix_datasets", "to_d3rlpy"]
 
 #: Instructions embedded per forward pass of the text encoder.
-_ENCODE_BATCH = 16
 #: A loaded Minari dataset or a local dataset id.
 DatasetLike: TypeAlias = "minari.MinariDataset | str"
 
@@ -146,12 +145,9 @@ class _Embedder:
             for text in new:
                 self._store(text, self.encoder.encode(text))
             return
-        # Small batches: one batch of every instruction was measured to hold ~90 MB of
-        # activations for 200 strings; 16 at a time stays within a few MB at the same speed.
-        for start in range(0, len(new), _ENCODE_BATCH):
-            chunk = new[start : start + _ENCODE_BATCH]
-            for text, vector in zip(chunk, self.encoder.encode(chunk), strict=True):
-                self._store(text, vector)
+        # TextEncoder batches unseen strings itself (in small batches, to bound memory).
+        for text, vector in zip(new, self.encoder.encode(new), strict=True):
+            self._store(text, vector)
 
     def _store(self, text: str, vector: npt.ArrayLike) -> npt.NDArray[np.float32]:
         array = np.array(vector, dtype=np.float32)
