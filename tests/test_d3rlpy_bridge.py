@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,6 @@ from vlgor_envs.language import TextEncoder, default_text_encoder
 EXPERT_ID = "vlgor/clevr/real-train-v0"
 NOISY_ID = "vlgor/clevr/noisy-v0"
 METAWORLD_ID = "vlgor/metaworld/real-train-reach-v0"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def minari_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """All datasets of this module live in a temporary ``MINARI_DATASETS_PATH``."""
-    root = tmp_path_factory.mktemp("minari")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINARI_DATASETS_PATH", str(root))
-        yield root
 
 
 @pytest.fixture(scope="module")

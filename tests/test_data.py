@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,6 @@ from vlgor_envs.language.goal import Goal
 SEED = 11
 EPISODES = 3
 CLEVR_ID = "vlgor/clevr/real-train-v0"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def minari_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """All datasets of this module live in a temporary ``MINARI_DATASETS_PATH``."""
-    root = tmp_path_factory.mktemp("minari")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINARI_DATASETS_PATH", str(root))
-        yield root
 
 
 @pytest.fixture(scope="module")
