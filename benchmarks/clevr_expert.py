@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tyro
 
-from benchmarks.report import RESULTS_DIR, load_result, markdown_table, write_result
+from benchmarks.report import RESULTS_DIR, load_result, markdown_table, provenance, write_result
 from vlgor_envs.clevr.expert import run_expert
 from vlgor_envs.language.clevr import SPLITS, goal_kind
 
@@ -71,13 +71,13 @@ def readme_table() -> str:
     episodes = result["config"]["episodes"]
     return (
         markdown_table(["split", "success (%)", "mean steps", "success per goal kind (%)"], rows)
-        + f"\n\n{episodes} episodes per split, revision {result['git_revision']}."
+        + f"\n\n{episodes} episodes per split, {provenance(result)}"
     )
 
 
 def main(args: Args) -> None:
     figures = measure(args)
-    write_result(NAME, asdict(args), figures)
+    write_result(NAME, args, figures)
     plot(figures)
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 import tyro
 
 import vlgor_envs  # noqa: F401
-from benchmarks.report import load_result, markdown_table, write_result
+from benchmarks.report import load_result, markdown_table, provenance, write_result
 from vlgor_envs.clevr.env import PUSH_DIRECTIONS
 from vlgor_envs.clevr.scene import Scene
 
@@ -74,18 +74,14 @@ def readme_table() -> str:
         ["push + physics only", figures["pushes_per_s"]],
         ["render only", figures["renders_per_s"]],
     ]
-    note = (
-        f"\n{config['image_size']}x{config['image_size']} frames, {config['steps']} steps, "
-        f"{result['machine']['cpu_count']} CPU cores, MUJOCO_GL={result['machine']['mujoco_gl']}, "
-        f"revision {result['git_revision']}."
+    note = f"\n{config['image_size']}x{config['image_size']} frames, {config['steps']} steps, " + provenance(
+        result
     )
     return markdown_table(["what (VLGOR-CLEVR-v0)", "per second"], rows) + "\n" + note
 
 
 def main(args: Args) -> None:
-    figures = measure(args)
-    path = write_result(NAME, asdict(args), figures)
-    print(f"{figures} -> {path}")
+    write_result(NAME, args, measure(args))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import h5py
 import minari
 import tyro
 
-from benchmarks.report import load_result, markdown_table, write_result
+from benchmarks.report import load_result, markdown_table, provenance, write_result
 
 NAME = "data_conversion"
 
@@ -179,17 +179,12 @@ def readme_table() -> str:
             f"{f['peak_rss_increase_mib']} MiB = {f['peak_rss_increase_over_array_bytes']}x the arrays",
         ],
     ]
-    note = (
-        f"\n{f['episodes']} CLEVR episodes, {result['machine']['cpu_count']} CPU cores, "
-        f"revision {result['git_revision']}."
-    )
+    note = f"\n{f['episodes']} CLEVR episodes, " + provenance(result)
     return markdown_table(["what", "figure"], rows) + "\n" + note
 
 
 def main(args: Args) -> None:
-    figures = measure(args)
-    path = write_result(NAME, asdict(args), figures)
-    print(f"{figures} -> {path}")
+    write_result(NAME, args, measure(args))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -12,7 +12,7 @@ import numpy as np
 import tyro
 from tqdm import tqdm
 
-from benchmarks.report import RESULTS_DIR, load_result, markdown_table, write_result
+from benchmarks.report import RESULTS_DIR, load_result, markdown_table, provenance, write_result
 from vlgor_envs.language.metaworld import SPLITS, tasks_of_split
 from vlgor_envs.metaworld.expert import run_expert
 
@@ -74,13 +74,13 @@ def readme_table() -> str:
     return (
         markdown_table(["split", "task", "success (%)", "mean steps", "episode limit"], rows)
         + f"\n\n{episodes} episodes per task; the rephrasing split runs the train tasks. "
-        f"Revision {result['git_revision']}."
+        + provenance(result)
     )
 
 
 def main(args: Args) -> None:
     figures = measure(args)
-    write_result(NAME, asdict(args), figures)
+    write_result(NAME, args, figures)
     plot(figures)
 
 

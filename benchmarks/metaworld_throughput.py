@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 import tyro
 
 import vlgor_envs  # noqa: F401
-from benchmarks.report import load_result, markdown_table, write_result
+from benchmarks.report import load_result, markdown_table, provenance, write_result
 from vlgor_envs.language.metaworld import tasks_of_split
 from vlgor_envs.metaworld.env import MetaWorldLanguageEnv
 
@@ -70,15 +70,13 @@ def readme_table() -> str:
     ]
     note = (
         f"\n{config['image_size']}x{config['image_size']} frames, {config['steps_per_task']} steps on each "
-        f"train task, {result['machine']['cpu_count']} CPU cores, revision {result['git_revision']}."
+        "train task, " + provenance(result)
     )
     return markdown_table(["what (VLGOR-MetaWorld-v0)", "per second"], rows) + "\n" + note
 
 
 def main(args: Args) -> None:
-    figures = measure(args)
-    path = write_result(NAME, asdict(args), figures)
-    print(f"{figures} -> {path}")
+    write_result(NAME, args, measure(args))
 
 
 if __name__ == "__main__":

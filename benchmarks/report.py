@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -58,21 +59,25 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, config: dict[str, Any], figures: dict[str, Any]) -> Path:
-    """Write ``results/<name>.json`` atomically and return its path."""
+def write_result(name: str, config: Any, figures: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json`` atomically, print where, and return its path.
+
+    ``config`` is the benchmark's argument dataclass.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     record = {
         "name": name,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git_revision": git_revision(),
         "machine": machine(),
-        "config": config,
+        "config": dataclasses.asdict(config),
         "figures": figures,
     }
     path = RESULTS_DIR / f"{name}.json"
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     partial.replace(path)
+    print(f"{name}: {figures} -> {path}")
     return path
 
 
@@ -89,6 +94,11 @@ def replace_readme_section(name: str, markdown: str, readme: Path = README) -> N
     if not pattern.search(text):
         raise ValueError(f"README.md has no '<!-- bench:{name} -->' section to fill")
     readme.write_text(pattern.sub(lambda m: m.group(1) + markdown.rstrip() + "\n" + m.group(2), text))
+
+
+def provenance(result: dict[str, Any]) -> str:
+    """Where a result was measured: ``"2 CPU cores, revision abc1234."``."""
+    return f"{result['machine']['cpu_count']} CPU cores, revision {result['git_revision']}."
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
