@@ -24,3 +24,15 @@ register(
     entry_point="vlgor_envs.metaworld.env:MetaWorldLanguageEnv",
     kwargs={"split": "train", "image_size": 64},
 )
+register(
+    id="VLGOR-Imagined-CLEVR",
+    entry_point="vlgor_envs.imagination.env:ImaginedEnv",
+    vector_entry_point="vlgor_envs.imagination.env:ImaginedVectorEnv",
+    kwargs={"env": "clevr", "split": "train"},
+)
+register(
+    id="VLGOR-Imagined-MetaWorld",
+    entry_point="vlgor_envs.imagination.env:ImaginedEnv",
+    vector_entry_point="vlgor_envs.imagination.env:ImaginedVectorEnv",
+    kwargs={"env": "metaworld", "split": "train"},
+)

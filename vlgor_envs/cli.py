@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import tyro
 
 from vlgor_envs.data.commands import collect_command, datasets_command
+from vlgor_envs.imagination.commands import FinetuneArgs, PretrainArgs, finetune_command, pretrain_command
 from vlgor_envs.language import Goal, clevr, metaworld
 
 
@@ -47,10 +48,29 @@ def splits(
             print(f"    {metaworld.render(metaworld.sample_goal(split, rng))}")
 
 
+def imagination(
+    args: tyro.conf.OmitArgPrefixes[
+        Annotated[PretrainArgs, tyro.conf.subcommand("pretrain", prefix_name=False)]
+        | Annotated[FinetuneArgs, tyro.conf.subcommand("finetune", prefix_name=False)]
+    ],
+) -> None:
+    """Train the imagination model: `pretrain` (interaction data), then `finetune` (LoRA grounding)."""
+    if isinstance(args, PretrainArgs):
+        pretrain_command(args)
+    else:
+        finetune_command(args)
+
+
 def main() -> None:
     """Entry point of the ``vlgor`` console script."""
     tyro.extras.subcommand_cli_from_dict(
-        {"splits": splits, "collect": collect_command, "datasets": datasets_command}, prog="vlgor"
+        {
+            "splits": splits,
+            "collect": collect_command,
+            "datasets": datasets_command,
+            "imagination": imagination,
+        },
+        prog="vlgor",
     )
 
 

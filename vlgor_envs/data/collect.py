@@ -8,6 +8,8 @@ images. Where each piece of provenance lives:
 - the collection policy: Minari's ``algorithm_name``, and ``metadata["vlgor"]["policy"]``;
 - seed, noise, counts, split, image size: ``metadata["vlgor"]`` (a JSON object stored with
   Minari's dataset metadata);
+- per step: ``infos["object_state"]`` (:data:`OBJECT_STATE_INFO`), the object state the
+  imagination model learns to predict;
 - per episode: ``instruction``, ``split``, ``goal`` (:meth:`Goal.to_json`) and ``success`` in
   the episode metadata (``dataset.storage.get_episode_metadata([i])``), next to Minari's own
   ``seed`` (episode ``i`` is reset with ``seed + i``) and reward statistics.
@@ -22,6 +24,7 @@ behind, which Minari's listing skips because hidden folders are not datasets.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import json
@@ -39,6 +42,7 @@ import h5py
 import minari
 import numpy as np
 from gymnasium import spaces
+from minari.data_collector.callbacks import StepDataCallback
 from minari.dataset.minari_dataset import parse_dataset_id
 from minari.namespace import create_namespace, list_local_namespaces
 from minari.storage.datasets_root_dir import get_dataset_path
@@ -51,6 +55,10 @@ ENVS: dict[str, tuple[str, str]] = {
     "clevr": ("VLGOR-CLEVR-v0", "vlgor_envs.clevr.expert:ClevrExpert"),
     "metaworld": ("VLGOR-MetaWorld-v0", "vlgor_envs.metaworld.expert:MetaWorldExpert"),
 }
+#: The ``info`` entry recorded per step as ``infos["object_state"]`` (flattened float32):
+#: ball centres ``(5, 2)`` for CLEVR, Meta-World's 39-d state for Meta-World. The
+#: imagination model learns to predict it.
+OBJECT_STATE_INFO: dict[str, str] = {"clevr": "ball_positions", "metaworld": "state"}
 #: Namespace of every dataset this package writes.
 NAMESPACE = "vlgor"
 _STAGING_PREFIX = ".vlgor-staging-"
@@ -107,6 +115,22 @@ def noisy_policy(
         return expert.act(info)
 
     return act
+
+
+class ObjectStateCallback(StepDataCallback):
+    """Records only ``infos["object_state"]``: the env's object state, flattened to float32.
+
+    The full ``info`` holds a :class:`Goal` and strings, which Minari cannot store.
+    """
+
+    def __init__(self, info_key: str) -> None:
+        self.info_key = info_key
+
+    def __call__(self, env: gym.Env[Any, Any], obs: Any, info: dict[str, Any], **kwargs: Any) -> Any:
+        step_data = super().__call__(env, obs, info, **kwargs)
+        state = np.asarray(info[self.info_key], dtype=np.float32).ravel()
+        step_data["info"] = {"object_state": state}
+        return step_data
 
 
 @contextlib.contextmanager
@@ -227,7 +251,16 @@ def collect(
     try:
         with _minari_root(staging):
             stats = _collect_staged(
-                env_id, expert_path, env_kwargs, dataset_id, episodes, seed, noise, data_format, progress
+                env_id,
+                expert_path,
+                env_kwargs,
+                dataset_id,
+                episodes,
+                seed,
+                noise,
+                data_format,
+                progress,
+                OBJECT_STATE_INFO[env],
             )
             staged = staging / dataset_id
             if data_format == "hdf5" and compression is not None:
@@ -266,11 +299,17 @@ def _collect_staged(
     noise: float,
     data_format: str,
     progress: bool,
+    object_state_info: str,
 ) -> dict[str, Any]:
     """Collect into the current Minari root; returns the dataset-level ``vlgor`` metadata."""
     expert = _make_expert(expert_path)
     collector = minari.DataCollector(
-        gym.make(env_id, **env_kwargs), jpeg_encoding=False, data_format=data_format
+        gym.make(env_id, **env_kwargs),
+        # Minari instantiates the callback class itself, without arguments.
+        step_data_callback=functools.partial(ObjectStateCallback, object_state_info),
+        record_infos=True,
+        jpeg_encoding=False,
+        data_format=data_format,
     )
     policy = noisy_policy(expert, collector.action_space, noise, np.random.default_rng(seed))
     episode_metadata: list[dict[str, Any]] = []

@@ -113,6 +113,7 @@ class TextEncoder:
         self.num_threads = num_threads
         self._dim = int(self._model.config.hidden_size)
         self._cache: dict[str, npt.NDArray[np.float32]] = {}
+        self._token_cache: dict[str, npt.NDArray[np.float32]] = {}
 
     def __reduce__(self) -> tuple[Any, tuple[str, int | None]]:
         # Pickle the constructor arguments, not the 90 MB model (wrapped envs get pickled).
@@ -150,6 +151,33 @@ class TextEncoder:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         return np.stack([self._cache[text] for text in texts])
+
+    def encode_tokens(
+        self, texts: Sequence[str], max_tokens: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+        """Per-token MiniLM states of each text (WordPiece tokens, ``[CLS]``/``[SEP]`` included).
+
+        Returns ``(states, mask)`` of shapes ``(n, max_tokens, dim)`` and ``(n, max_tokens)``:
+        each text's states padded with zeros (``mask`` false) or cut at ``max_tokens``.
+        Cached per string like :meth:`encode`.
+        """
+        import torch
+
+        new = [text for text in dict.fromkeys(texts) if text not in self._token_cache]
+        for text in new:
+            batch = self._tokenizer([text], truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt")
+            with self._threads(), torch.inference_mode():
+                hidden = self._model(**batch).last_hidden_state[0]
+            states = np.ascontiguousarray(hidden.numpy(), dtype=np.float32)
+            states.setflags(write=False)
+            self._token_cache[text] = states
+        out = np.zeros((len(texts), max_tokens, self._dim), dtype=np.float32)
+        mask = np.zeros((len(texts), max_tokens), dtype=bool)
+        for i, text in enumerate(texts):
+            states = self._token_cache[text][:max_tokens]
+            out[i, : len(states)] = states
+            mask[i, : len(states)] = True
+        return out, mask
 
     def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         import torch

@@ -1,0 +1,159 @@
+"""Imagination-model checkpoints: a folder of safetensors weights plus a JSON config.
+
+A checkpoint folder holds ``config.json`` (format tag, model config, training record) and
+``model.safetensors`` (every weight and buffer). Grounding adds ``adapter.safetensors`` and
+``adapter.json`` (the LoRA adapters alone, before merging). Nothing is pickled.
+
+Writes are atomic: the folder is built under a temporary name beside its destination and
+renamed into place, so an interrupted write leaves the previous checkpoint (or nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vlgor_envs.imagination.model import WorldModel, WorldModelConfig
+
+FORMAT = "vlgor-imagination"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+#: The checkpoints shipped inside the package, by env name.
+SHIPPED = ("clevr", "metaworld")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not match the model it is loaded into."""
+
+
+def shipped_checkpoint(env: str) -> Path:
+    """Folder of the default checkpoint shipped for ``env`` (``"clevr"`` or ``"metaworld"``)."""
+    if env not in SHIPPED:
+        raise ValueError(f"no shipped imagination checkpoint for env {env!r}; choose one of {SHIPPED}")
+    return Path(str(resources.files("vlgor_envs.imagination") / "checkpoints" / env))
+
+
+@contextmanager
+def atomic_folder(destination: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``destination``; on success it replaces ``destination``."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.writing-", dir=destination.parent))
+    try:
+        yield staging
+        previous = destination.parent / f".{destination.name}.previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        if destination.exists():
+            destination.rename(previous)
+        os.replace(staging, destination)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().contiguous().clone() for name, tensor in state.items()}
+
+
+def write_checkpoint_files(folder: Path, model: WorldModel, record: dict[str, Any]) -> None:
+    """Write ``config.json`` and ``model.safetensors`` of ``model`` into an existing folder."""
+    save_file(_contiguous(model.state_dict()), str(folder / WEIGHTS_FILE), metadata={"format": FORMAT})
+    config = {"format": FORMAT, "version": FORMAT_VERSION, "model": model.cfg.to_json(), **record}
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def save_checkpoint(model: WorldModel, path: str | Path, record: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (weights + config + a training ``record``) to the folder ``path``, atomically."""
+    path = Path(path)
+    with atomic_folder(path) as staging:
+        write_checkpoint_files(staging, model, record or {})
+    return path
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint folder, checked for format and version."""
+    path = Path(path)
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise CheckpointError(
+            f"no imagination checkpoint at {path}: {CONFIG_FILE} is missing. Pass the folder written "
+            "by `vlgor imagination pretrain`/`finetune`, or leave checkpoint unset for the shipped one"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"{config_path} is not valid JSON ({exc}); the checkpoint is corrupt, retrain it"
+        ) from exc
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{config_path} is not a {FORMAT} checkpoint (format={config.get('format')!r})")
+    if config.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{config_path} has format version {config.get('version')}, this vlgor reads {FORMAT_VERSION}"
+        )
+    return config
+
+
+def read_weights(path: Path, name: str = WEIGHTS_FILE) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, with a clear error if it is missing or corrupt."""
+    file = path / name
+    if not file.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} has no {name}; the write was interrupted or the file was removed"
+        )
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{file} is corrupt ({exc}); retrain the checkpoint or restore the file"
+        ) from exc
+
+
+def load_state(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Load ``weights`` into ``model`` strictly, naming missing, unexpected and mis-shaped tensors."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    mismatched = sorted(
+        f"{name} {tuple(weights[name].shape)} vs {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in weights and weights[name].shape != tensor.shape
+    )
+    if missing or unexpected or mismatched:
+        raise CheckpointError(
+            f"checkpoint {source} does not match its config.json: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, shape mismatches {mismatched[:5]}; it was written by another model shape"
+        )
+    model.load_state_dict(weights)
+
+
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[WorldModel, dict[str, Any]]:
+    """Load a checkpoint folder: the model (in eval mode) and its parsed ``config.json``.
+
+    Raises:
+        CheckpointError: the folder, its config or its weights are missing, corrupt or do not
+            match each other; the message names the file and the fix.
+    """
+    path = Path(path)
+    config = read_config(path)
+    try:
+        cfg = WorldModelConfig.from_json(config["model"])
+        model = WorldModel(cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path / CONFIG_FILE} has an invalid model config: {exc}") from exc
+    load_state(model, read_weights(path), path)
+    return model.to(device).eval(), config

@@ -1,0 +1,136 @@
+"""``vlgor imagination pretrain|finetune``: the two training stages from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from vlgor_envs.imagination.autoencoder import AutoencoderConfig
+from vlgor_envs.imagination.model import WorldModelConfig
+from vlgor_envs.imagination.training import Schedule, finetune, pretrain
+
+#: Model shapes by preset: ``cpu`` trains here in about an hour; ``gpu`` is wider and deeper.
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"width": 32, "depth": 1, "heads": 2},
+    "cpu": {"width": 128, "depth": 4, "heads": 4},
+    "gpu": {"width": 384, "depth": 8, "heads": 6},
+}
+#: What each env's model reads and predicts.
+ENV_SHAPES: dict[str, dict[str, object]] = {
+    # Ball centres (5 x 2); 40 discrete pushes.
+    "clevr": {"action_kind": "discrete", "action_dim": 40, "state_indices": tuple(range(10))},
+    # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
+    "metaworld": {"action_kind": "continuous", "action_dim": 4, "state_indices": tuple(range(7))},
+}
+#: Instruction-free interaction data (random and noisy-expert actions) for pretraining.
+PRETRAIN_DATASETS: dict[str, tuple[str, ...]] = {
+    "clevr": ("vlgor/clevr/random-v0", "vlgor/clevr/explore-hard-v0"),
+    "metaworld": ("vlgor/metaworld/random-v0", "vlgor/metaworld/real-train-v0"),
+}
+#: Instruction-labelled rollouts of the train split for grounding.
+GROUNDING_DATASETS: dict[str, tuple[str, ...]] = {
+    "clevr": ("vlgor/clevr/real-train-v0",),
+    "metaworld": ("vlgor/metaworld/real-train-v0",),
+}
+
+
+def model_config(env: str, preset: str = "cpu", horizon: int = 1, image_size: int = 64) -> WorldModelConfig:
+    """The world-model config of ``env`` at a size ``preset`` (``tiny``, ``cpu`` or ``gpu``)."""
+    if env not in ENV_SHAPES:
+        raise ValueError(f"unknown env {env!r}; choose one of {sorted(ENV_SHAPES)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return WorldModelConfig(
+        env=env,
+        image_size=image_size,
+        horizon=horizon,
+        autoencoder=AutoencoderConfig(image_size=image_size),
+        **PRESETS[preset],  # type: ignore[arg-type]
+        **ENV_SHAPES[env],  # type: ignore[arg-type]
+    )
+
+
+@dataclasses.dataclass
+class PretrainArgs:
+    """Pretrain the imagination model on instruction-free interaction data."""
+
+    out: Path
+    """Checkpoint folder to write (atomically, at the end)."""
+    env: Literal["clevr", "metaworld"] = "clevr"
+    datasets: tuple[str, ...] | None = None
+    """Minari dataset ids; default: the env's random and noisy-expert datasets (README)."""
+    preset: Literal["tiny", "cpu", "gpu"] = "cpu"
+    """Model size: `cpu` trains on 2 cores in about an hour; `gpu` for a lent GPU."""
+    horizon: int = 1
+    """Steps ahead the model predicts."""
+    autoencoder_steps: int = 1500
+    dynamics_steps: int = 1500
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    max_transitions: int | None = None
+    """Use at most this many transitions (default: all)."""
+    seed: int = 0
+    resume: bool = False
+    """Continue from the training state saved beside `out`."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+
+
+@dataclasses.dataclass
+class FinetuneArgs:
+    """Ground a pretrained model on instruction-labelled train-split rollouts with LoRA."""
+
+    base: Path
+    """Pretrained checkpoint folder."""
+    out: Path
+    """Checkpoint folder to write: merged model plus the adapters alone."""
+    env: Literal["clevr", "metaworld"] = "clevr"
+    datasets: tuple[str, ...] | None = None
+    """Minari dataset ids; default: the env's `real-train-v0`."""
+    steps: int = 2000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    rank: int = 16
+    """LoRA rank of every attention projection."""
+    max_transitions: int | None = None
+    """Ground on at most this many transitions (the sample-efficiency benchmark uses 1k/5k/10k)."""
+    seed: int = 0
+    resume: bool = False
+    threads: int | None = None
+
+
+def pretrain_command(args: PretrainArgs) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = model_config(args.env, args.preset, args.horizon)
+    out = pretrain(
+        args.datasets or PRETRAIN_DATASETS[args.env],
+        args.out,
+        cfg,
+        Schedule(args.autoencoder_steps, batch_size=32, learning_rate=2e-3),
+        Schedule(args.dynamics_steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
+        seed=args.seed,
+        resume=args.resume,
+        max_transitions=args.max_transitions,
+    )
+    print(f"wrote {out}")
+
+
+def finetune_command(args: FinetuneArgs) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = finetune(
+        args.base,
+        args.datasets or GROUNDING_DATASETS[args.env],
+        args.out,
+        Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
+        rank=args.rank,
+        alpha=2 * args.rank,
+        seed=args.seed,
+        resume=args.resume,
+        max_transitions=args.max_transitions,
+    )
+    print(f"wrote {out}")

@@ -1,0 +1,408 @@
+"""The imagination model: a small Mixture-of-Transformers world model in the shape of BAGEL.
+
+Given the frame ``s_t``, the instruction ``G`` and the action ``a_t`` it predicts the frame
+``s_{t+h}`` (by rectified flow on autoencoder latents), the action ``a_{t+h}`` and the object
+state at ``t+h``.
+
+Tokens (paper §3.2, Fig. 3):
+
+- *understanding*: the instruction's MiniLM WordPiece tokens (their frozen MiniLM states,
+  projected), one action token, and ViT patch tokens of ``s_t``;
+- *generation*: the noised latent patches of ``s_{t+h}`` (latent patch size 2). Each also
+  carries the clean latent patch of ``s_t`` at the same place, as image-editing diffusion
+  models do, so the model only has to learn what changes.
+
+Every layer has one shared self-attention over all tokens, with per-expert q/k/v/o
+projections and per-expert FFNs (understanding vs generation). Understanding tokens attend
+only to understanding tokens, so their keys and values are computed once per step and cached
+across all flow steps; generation tokens attend to everything.
+
+Heads: next action (40-way logits or a 4-d regression), object state (regression, normalised
+by training statistics), and the flow velocity of every generation token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vlgor_envs.imagination.autoencoder import AutoencoderConfig, FrameAutoencoder
+
+#: Names of the attention projections (LoRA targets) inside every expert.
+ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
+#: Modules trained in full during grounding besides the LoRA adapters.
+HEAD_MODULES = ("text_projection", "action_head", "state_head", "velocity_head")
+
+
+@dataclasses.dataclass
+class WorldModelConfig:
+    """Shape of the world model; saved as JSON next to the weights."""
+
+    #: ``"clevr"`` or ``"metaworld"``: which real env the model imagines.
+    env: str = "clevr"
+    image_size: int = 64
+    action_kind: Literal["discrete", "continuous"] = "discrete"
+    #: Number of discrete actions, or the width of a continuous action.
+    action_dim: int = 40
+    #: Entries of the recorded object state the state head predicts.
+    state_indices: tuple[int, ...] = tuple(range(10))
+    #: Steps ahead the model predicts (``s_{t+h}``, ``a_{t+h}``).
+    horizon: int = 1
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    #: Side of a ViT patch of the current frame, in pixels.
+    vit_patch: int = 8
+    #: Side of a generation patch, in latent cells.
+    latent_patch: int = 2
+    #: Width of the MiniLM token states.
+    text_dim: int = 384
+    #: Instruction tokens kept (``[CLS]`` and ``[SEP]`` included).
+    max_text_tokens: int = 32
+    #: Probability of training with the instruction dropped (classifier-free guidance).
+    text_dropout: float = 0.1
+    action_loss_weight: float = 1.0
+    state_loss_weight: float = 1.0
+    autoencoder: AutoencoderConfig = dataclasses.field(default_factory=AutoencoderConfig)
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state_indices)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorldModelConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown world-model config fields {sorted(unknown)}")
+        values = dict(data)
+        values["autoencoder"] = AutoencoderConfig(
+            **{
+                **values.get("autoencoder", {}),
+                "hidden_channels": tuple(values["autoencoder"]["hidden_channels"]),
+            }
+        )
+        values["state_indices"] = tuple(values["state_indices"])
+        return cls(**values)
+
+
+def _timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    frequencies = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)
+    angles = 1000.0 * t[:, None] * frequencies[None]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+class Expert(nn.Module):
+    """One modality's projections: norms, q/k/v/o and an FFN."""
+
+    def __init__(self, cfg: WorldModelConfig) -> None:
+        super().__init__()
+        width, hidden = cfg.width, int(cfg.width * cfg.mlp_ratio)
+        self.attention_norm = nn.LayerNorm(width)
+        self.q = nn.Linear(width, width)
+        self.k = nn.Linear(width, width)
+        self.v = nn.Linear(width, width)
+        self.o = nn.Linear(width, width)
+        self.ffn_norm = nn.LayerNorm(width)
+        self.ffn = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+
+
+class MoTLayer(nn.Module):
+    """Shared self-attention with per-expert projections, then per-expert FFNs."""
+
+    def __init__(self, cfg: WorldModelConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.understanding = Expert(cfg)
+        self.generation = Expert(cfg)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, width = x.shape
+        return x.view(batch, tokens, self.heads, width // self.heads).transpose(1, 2)
+
+    @staticmethod
+    def _merge(x: torch.Tensor) -> torch.Tensor:
+        batch, heads, tokens, head_width = x.shape
+        return x.transpose(1, 2).reshape(batch, tokens, heads * head_width)
+
+    def understand(
+        self, x: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Understanding tokens attend among themselves; returns them and their keys/values."""
+        expert = self.understanding
+        h = expert.attention_norm(x)
+        k, v = self._split(expert.k(h)), self._split(expert.v(h))
+        attended = F.scaled_dot_product_attention(
+            self._split(expert.q(h)), k, v, attn_mask=mask[:, None, None]
+        )
+        x = x + expert.o(self._merge(attended))
+        x = x + expert.ffn(expert.ffn_norm(x))
+        return x, (k, v)
+
+    def generate(
+        self, x: torch.Tensor, cached: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Generation tokens attend to the cached understanding tokens and to each other."""
+        expert = self.generation
+        h = expert.attention_norm(x)
+        k = torch.cat([cached[0], self._split(expert.k(h))], dim=2)
+        v = torch.cat([cached[1], self._split(expert.v(h))], dim=2)
+        full_mask = torch.cat([mask, mask.new_ones(mask.shape[0], x.shape[1])], dim=1)
+        attended = F.scaled_dot_product_attention(
+            self._split(expert.q(h)), k, v, attn_mask=full_mask[:, None, None]
+        )
+        x = x + expert.o(self._merge(attended))
+        return x + expert.ffn(expert.ffn_norm(x))
+
+
+@dataclasses.dataclass
+class Understanding:
+    """What the understanding stream computes once per step: heads' outputs and the KV cache."""
+
+    action: torch.Tensor
+    state: torch.Tensor
+    cache: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+    current_latents: torch.Tensor
+
+
+class WorldModel(nn.Module):
+    """Mixture-of-Transformers world model plus its frame autoencoder (see module docstring)."""
+
+    state_mean: torch.Tensor
+    state_std: torch.Tensor
+
+    def __init__(self, cfg: WorldModelConfig) -> None:
+        super().__init__()
+        if cfg.image_size != cfg.autoencoder.image_size:
+            raise ValueError("image_size and autoencoder.image_size differ")
+        if cfg.image_size % cfg.vit_patch or cfg.autoencoder.latent_size % cfg.latent_patch:
+            raise ValueError("image_size must divide into ViT patches and the latent grid into patches")
+        if cfg.width % cfg.heads:
+            raise ValueError(f"width {cfg.width} is not a multiple of heads {cfg.heads}")
+        self.cfg = cfg
+        self.autoencoder = FrameAutoencoder(cfg.autoencoder)
+        width = cfg.width
+        vit_tokens = (cfg.image_size // cfg.vit_patch) ** 2
+        self.latent_grid = cfg.autoencoder.latent_size // cfg.latent_patch
+        patch_dim = cfg.latent_patch**2 * cfg.autoencoder.latent_channels
+
+        self.text_projection = nn.Linear(cfg.text_dim, width)
+        self.null_text = nn.Parameter(torch.zeros(1, 1, width))
+        if cfg.action_kind == "discrete":
+            self.action_embedding: nn.Module = nn.Embedding(cfg.action_dim, width)
+        else:
+            self.action_embedding = nn.Linear(cfg.action_dim, width)
+        self.patch_embedding = nn.Linear(cfg.vit_patch**2 * 3, width)
+        self.vit_position = nn.Parameter(torch.randn(1, vit_tokens, width) * 0.02)
+        # Modality types: text, action, image.
+        self.token_type = nn.Parameter(torch.randn(3, width) * 0.02)
+
+        self.latent_embedding = nn.Linear(2 * patch_dim, width)
+        self.latent_position = nn.Parameter(torch.randn(1, self.latent_grid**2, width) * 0.02)
+        self.time_embedding = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+
+        self.layers: list[MoTLayer] = nn.ModuleList(MoTLayer(cfg) for _ in range(cfg.depth))  # type: ignore[assignment]
+        self.understanding_norm = nn.LayerNorm(width)
+        self.generation_norm = nn.LayerNorm(width)
+        self.action_head = nn.Sequential(
+            nn.Linear(2 * width, width), nn.GELU(), nn.Linear(width, cfg.action_dim)
+        )
+        self.state_head = nn.Sequential(
+            nn.Linear(2 * width, width), nn.GELU(), nn.Linear(width, cfg.state_dim)
+        )
+        self.velocity_head = nn.Linear(width, patch_dim)
+        nn.init.zeros_(self.velocity_head.weight)
+        nn.init.zeros_(self.velocity_head.bias)
+        self.register_buffer("state_mean", torch.zeros(cfg.state_dim))
+        self.register_buffer("state_std", torch.ones(cfg.state_dim))
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def _patchify(self, latents: torch.Tensor) -> torch.Tensor:
+        p, g = self.cfg.latent_patch, self.latent_grid
+        batch, channels = latents.shape[:2]
+        patches = latents.view(batch, channels, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
+        return patches.reshape(batch, g * g, p * p * channels)
+
+    def _unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        p, g = self.cfg.latent_patch, self.latent_grid
+        channels = self.cfg.autoencoder.latent_channels
+        batch = patches.shape[0]
+        grid = patches.view(batch, g, g, p, p, channels).permute(0, 5, 1, 3, 2, 4)
+        return grid.reshape(batch, channels, g * p, g * p)
+
+    def _vit_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        p = self.cfg.vit_patch
+        batch, size = frames.shape[0], self.cfg.image_size
+        if frames.shape[1:] != (size, size, 3):
+            raise ValueError(
+                f"frames must be (batch, {size}, {size}, 3) uint8 to match the model's image_size, "
+                f"got {tuple(frames.shape)}"
+            )
+        unit = frames.float() / 127.5 - 1.0
+        patches = unit.view(batch, size // p, p, size // p, p, 3).permute(0, 1, 3, 2, 4, 5)
+        return (
+            self.patch_embedding(patches.reshape(batch, -1, p * p * 3))
+            + self.vit_position
+            + self.token_type[2]
+        )
+
+    def understand(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        text: torch.Tensor | None,
+        text_mask: torch.Tensor | None,
+        current_latents: torch.Tensor | None = None,
+    ) -> Understanding:
+        """Run the understanding stream once: action/state predictions and the KV cache.
+
+        Args:
+            frames: ``uint8 (B, H, W, 3)`` current frames.
+            actions: ``(B,)`` int64 or ``(B, action_dim)`` float actions.
+            text: ``(B, L, text_dim)`` MiniLM token states, or ``None`` for no instruction.
+            text_mask: ``(B, L)`` bool, true on real tokens.
+            current_latents: the frames' normalised latents if already known (training).
+        """
+        batch = frames.shape[0]
+        if text is None or text_mask is None:
+            text_tokens = self.null_text.expand(batch, 1, -1)
+            text_mask = torch.ones(batch, 1, dtype=torch.bool, device=frames.device)
+        else:
+            text_tokens = self.text_projection(text) + self.token_type[0]
+            # Rows without any token (dropped text) attend to the null token instead.
+            empty = ~text_mask.any(dim=1)
+            text_tokens = torch.cat([self.null_text.expand(batch, 1, -1), text_tokens], dim=1)
+            text_mask = torch.cat([empty[:, None], text_mask], dim=1)
+        action_input = actions.long() if self.cfg.action_kind == "discrete" else actions.float()
+        action_token = self.action_embedding(action_input)[:, None] + self.token_type[1]
+        vit = self._vit_tokens(frames)
+        x = torch.cat([text_tokens, action_token, vit], dim=1)
+        mask = torch.cat(
+            [text_mask, torch.ones(batch, 1 + vit.shape[1], dtype=torch.bool, device=x.device)], dim=1
+        )
+        cache = []
+        for layer in self.layers:
+            x, kv = layer.understand(x, mask)
+            cache.append(kv)
+        x = self.understanding_norm(x)
+        action_index = text_tokens.shape[1]
+        pooled = torch.cat([x[:, action_index], x[:, action_index + 1 :].mean(dim=1)], dim=-1)
+        if current_latents is None:
+            with torch.no_grad():
+                current_latents = self.autoencoder.encode(frames)
+        return Understanding(self.action_head(pooled), self.state_head(pooled), cache, mask, current_latents)
+
+    def velocity(self, noisy: torch.Tensor, t: torch.Tensor, understanding: Understanding) -> torch.Tensor:
+        """Predicted flow velocity ``d x_t / d t`` of noisy future latents ``x_t`` at times ``t``."""
+        tokens = torch.cat([self._patchify(noisy), self._patchify(understanding.current_latents)], dim=-1)
+        time = self.time_embedding(_timestep_embedding(t, self.cfg.width))
+        x = self.latent_embedding(tokens) + self.latent_position + time[:, None]
+        for layer, cached in zip(self.layers, understanding.cache, strict=True):
+            x = layer.generate(x, cached, understanding.mask)
+        return self._unpatchify(self.velocity_head(self.generation_norm(x)))
+
+    # -- training ----------------------------------------------------------------------------
+
+    def loss(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Flow matching + next-action + object-state loss of a training batch.
+
+        ``batch`` holds ``frames``, ``actions``, ``current_latents`` and ``future_latents``
+        (normalised), ``next_actions``,
+        ``next_action_valid`` (bool), ``future_states`` (raw), and optionally ``text`` and
+        ``text_mask`` (omitted for instruction-free pretraining).
+        """
+        text, text_mask = batch.get("text"), batch.get("text_mask")
+        if text is not None and text_mask is not None and self.training and self.cfg.text_dropout > 0:
+            drop = (
+                torch.rand(text_mask.shape[0], generator=generator, device=text_mask.device)
+                < self.cfg.text_dropout
+            )
+            text_mask = text_mask & ~drop[:, None]
+        understanding = self.understand(
+            batch["frames"], batch["actions"], text, text_mask, batch.get("current_latents")
+        )
+        target = batch["future_latents"]
+        noise = torch.randn(target.shape, generator=generator, device=target.device)
+        t = torch.rand(target.shape[0], generator=generator, device=target.device)
+        noisy = (1 - t[:, None, None, None]) * noise + t[:, None, None, None] * target
+        flow = F.mse_loss(self.velocity(noisy, t, understanding), target - noise)
+
+        state_target = (batch["future_states"] - self.state_mean) / self.state_std
+        state = F.mse_loss(understanding.state, state_target)
+        valid = batch["next_action_valid"]
+        if self.cfg.action_kind == "discrete":
+            per_sample = F.cross_entropy(understanding.action, batch["next_actions"].long(), reduction="none")
+            correct = (understanding.action.argmax(-1) == batch["next_actions"]).float()
+        else:
+            per_sample = F.mse_loss(understanding.action, batch["next_actions"], reduction="none").mean(-1)
+            correct = per_sample.detach()
+        weight = valid.float()
+        action = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
+        loss = flow + self.cfg.action_loss_weight * action + self.cfg.state_loss_weight * state
+        logs = {
+            "loss": loss.item(),
+            "flow": flow.item(),
+            "action": action.item(),
+            "state": state.item(),
+            "action_metric": ((correct * weight).sum() / weight.sum().clamp(min=1.0)).item(),
+        }
+        return loss, logs
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def imagine(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        text: torch.Tensor | None,
+        text_mask: torch.Tensor | None,
+        flow_steps: int,
+        generator: torch.Generator | None = None,
+        guidance: float = 1.0,
+        noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample ``(frames_{t+h} uint8, next actions, object states)`` by Euler steps on the flow.
+
+        ``guidance`` > 1 applies classifier-free guidance on the text (one extra velocity
+        evaluation per step with the instruction dropped). ``noise`` (``(B, C, h, w)``) is the
+        flow's starting point; by default it is drawn from ``generator``. The understanding stream runs once
+        (twice with guidance) and its keys/values are reused by every flow step.
+        """
+        if flow_steps < 1:
+            raise ValueError(f"flow_steps must be >= 1, got {flow_steps}")
+        understanding = self.understand(frames, actions, text, text_mask)
+        unconditional = (
+            self.understand(frames, actions, None, None) if guidance != 1.0 and text is not None else None
+        )
+        latent = self.cfg.autoencoder
+        shape = (frames.shape[0], latent.latent_channels, latent.latent_size, latent.latent_size)
+        x = noise if noise is not None else torch.randn(shape, generator=generator, device=frames.device)
+        dt = 1.0 / flow_steps
+        for step in range(flow_steps):
+            t = torch.full((shape[0],), step * dt, device=frames.device)
+            v = self.velocity(x, t, understanding)
+            if unconditional is not None:
+                v_free = self.velocity(x, t, unconditional)
+                v = v_free + guidance * (v - v_free)
+            x = x + dt * v
+        states = understanding.state * self.state_std + self.state_mean
+        if self.cfg.action_kind == "discrete":
+            next_actions = understanding.action.argmax(-1)
+        else:
+            next_actions = understanding.action.clamp(-1.0, 1.0)
+        return self.autoencoder.decode(x), next_actions, states

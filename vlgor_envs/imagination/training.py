@@ -1,0 +1,385 @@
+"""Two-stage training of the imagination model (paper §3.2): pretraining, then LoRA grounding.
+
+- :func:`pretrain`: the frame autoencoder first, then the whole world model on broad
+  interaction data without instructions (flow + object state).
+- :func:`finetune`: grounds a pretrained model on instruction-labelled rollouts. Only peft
+  LoRA adapters in the attention projections (q/k/v/o of both experts) and the heads
+  (:data:`~vlgor_envs.imagination.model.HEAD_MODULES`) train; the result is saved merged,
+  with the adapters alone beside it.
+
+Both write a checkpoint folder atomically at the end and a resumable training state under
+``<out>.training/`` every ``checkpoint_every`` steps; ``resume=True`` continues from it.
+Batches are drawn from a generator seeded by ``(seed, step)``, so a resumed run draws the
+same batches it would have drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from vlgor_envs.imagination.checkpoint import (
+    atomic_folder,
+    load_checkpoint,
+    load_state,
+    read_weights,
+    write_checkpoint_files,
+)
+from vlgor_envs.imagination.data import Transitions, load_transitions
+from vlgor_envs.imagination.model import ATTENTION_PROJECTIONS, HEAD_MODULES, WorldModel, WorldModelConfig
+from vlgor_envs.language.encoder import default_text_encoder
+
+ADAPTER_FILE = "adapter.safetensors"
+ADAPTER_CONFIG_FILE = "adapter.json"
+_STATE_FILE = "state.safetensors"
+_STATE_JSON = "state.json"
+
+
+@dataclasses.dataclass
+class Schedule:
+    """Optimisation of one training phase."""
+
+    steps: int
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    #: Final learning rate of the cosine schedule, as a fraction of ``learning_rate``.
+    final_fraction: float = 0.05
+    warmup_steps: int = 100
+
+    def rate(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return self.learning_rate * (self.final_fraction + (1 - self.final_fraction) * cosine)
+
+
+def _state_folder(out: Path) -> Path:
+    return out.parent / f"{out.name}.training"
+
+
+def _save_training_state(
+    out: Path,
+    phase: str,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    logs: list[dict[str, float]],
+) -> None:
+    tensors = {f"model.{name}": tensor for name, tensor in model.state_dict().items()}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value)
+    with atomic_folder(_state_folder(out)) as staging:
+        save_file(
+            {k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(staging / _STATE_FILE)
+        )
+        (staging / _STATE_JSON).write_text(json.dumps({"phase": phase, "step": step, "logs": logs}))
+
+
+def _saved_phase(out: Path) -> str | None:
+    state = _state_folder(out) / _STATE_JSON
+    return str(json.loads(state.read_text())["phase"]) if state.is_file() else None
+
+
+def _load_training_state(
+    out: Path, phase: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[int, list[dict[str, float]]] | None:
+    """Restore a saved state of ``phase``; ``None`` when there is none for this phase."""
+    folder = _state_folder(out)
+    if _saved_phase(out) != phase:
+        return None
+    record = json.loads((folder / _STATE_JSON).read_text())
+    tensors = read_weights(folder, _STATE_FILE)
+    load_state(model, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, folder)
+    state = optimizer.state_dict()
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state["state"].setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(state)
+    return int(record["step"]), list(record["logs"])
+
+
+def _run_phase(
+    name: str,
+    out: Path,
+    model: torch.nn.Module,
+    parameters: list[torch.nn.Parameter],
+    schedule: Schedule,
+    batch_loss: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+    resume: bool,
+    checkpoint_every: int,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Adam over ``parameters`` for ``schedule.steps`` steps; returns the logged averages."""
+    optimizer = torch.optim.AdamW(parameters, lr=schedule.learning_rate, weight_decay=0.0)
+    start, logs = 0, list[dict[str, float]]()
+    if resume and (restored := _load_training_state(out, name, model, optimizer)) is not None:
+        start, logs = restored
+    window: list[dict[str, float]] = []
+    model.train()
+    bar = tqdm(
+        range(start, schedule.steps), desc=name, initial=start, total=schedule.steps, disable=not progress
+    )
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.rate(step)
+        loss, step_logs = batch_loss(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        window.append(step_logs)
+        if (step + 1) % 50 == 0 or step + 1 == schedule.steps:
+            averages = {key: float(np.mean([w[key] for w in window])) for key in window[0]}
+            logs.append({"step": step + 1, **averages})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in averages.items() if k != "step"})
+            window = []
+        if (step + 1) % checkpoint_every == 0 and step + 1 < schedule.steps:
+            _save_training_state(out, name, step + 1, model, optimizer, logs)
+    model.eval()
+    return logs
+
+
+def _generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    return np.random.default_rng([seed, step]), torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def _encode_latents(
+    model: WorldModel, frames: np.ndarray, progress: bool, batch_size: int = 256
+) -> torch.Tensor:
+    with torch.no_grad():
+        chunks = [
+            model.autoencoder.encode(torch.from_numpy(frames[i : i + batch_size]))
+            for i in tqdm(range(0, len(frames), batch_size), desc="encode latents", disable=not progress)
+        ]
+    return torch.cat(chunks)
+
+
+class _Batches:
+    """Random training batches of a :class:`Transitions` set, text states looked up per pair."""
+
+    def __init__(self, model: WorldModel, data: Transitions, with_text: bool, progress: bool) -> None:
+        self.data = data
+        self.frames = torch.from_numpy(data.frames)
+        self.states = torch.from_numpy(data.states[:, list(model.cfg.state_indices)])
+        self.latents = _encode_latents(model, data.frames, progress)
+        self.actions = torch.from_numpy(np.asarray(data.actions))
+        self.next_actions = torch.from_numpy(np.asarray(data.next_actions))
+        self.valid = torch.from_numpy(data.next_action_valid)
+        self.with_text = with_text
+        if with_text:
+            unique = sorted(set(data.instructions))
+            index = {text: i for i, text in enumerate(unique)}
+            states, mask = default_text_encoder().encode_tokens(unique, model.cfg.max_text_tokens)
+            self.text, self.text_mask = torch.from_numpy(states), torch.from_numpy(mask)
+            self.text_index = torch.tensor([index[text] for text in data.instructions])
+
+    def sample(self, rng: np.random.Generator, size: int) -> dict[str, torch.Tensor]:
+        rows = torch.from_numpy(rng.integers(len(self.data), size=size))
+        current = torch.from_numpy(self.data.current)[rows]
+        future = torch.from_numpy(self.data.future)[rows]
+        batch = {
+            "frames": self.frames[current],
+            "actions": self.actions[rows],
+            "current_latents": self.latents[current],
+            "future_latents": self.latents[future],
+            "future_states": self.states[future],
+            "next_actions": self.next_actions[rows],
+            "next_action_valid": self.valid[rows] & self.with_text,
+        }
+        if self.with_text:
+            batch["text"] = self.text[self.text_index[rows]]
+            batch["text_mask"] = self.text_mask[self.text_index[rows]]
+        return batch
+
+
+def _fit_state_statistics(model: WorldModel, data: Transitions) -> None:
+    states = torch.from_numpy(data.states[:, list(model.cfg.state_indices)])
+    model.state_mean.copy_(states.mean(dim=0))
+    model.state_std.copy_(states.std(dim=0).clamp(min=1e-3))
+
+
+def pretrain(
+    datasets: Sequence[str],
+    out: str | Path,
+    cfg: WorldModelConfig,
+    autoencoder: Schedule,
+    dynamics: Schedule,
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    progress: bool = True,
+    max_transitions: int | None = None,
+) -> Path:
+    """Pretrain on instruction-free interaction data and write the checkpoint folder ``out``.
+
+    The autoencoder trains first (its statistics are then fixed), then the MoT with the
+    autoencoder frozen. A resumed run whose autoencoder phase finished skips to the dynamics.
+    """
+    out = Path(out)
+    torch.manual_seed(seed)
+    model = WorldModel(cfg)
+    data = load_transitions(datasets, cfg.horizon, max_transitions=max_transitions, progress=progress)
+    started = time.perf_counter()
+    frames = torch.from_numpy(data.frames)
+    autoencoder_params = list(model.autoencoder.parameters())
+
+    def autoencoder_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng, _ = _generators(seed, step)
+        return model.autoencoder.loss(
+            frames[torch.from_numpy(rng.integers(len(frames), size=autoencoder.batch_size))]
+        )
+
+    autoencoder_logs: list[dict[str, float]] = []
+    if resume and _saved_phase(out) == "dynamics":
+        # The saved state carries the trained autoencoder and the fitted statistics.
+        weights = read_weights(_state_folder(out), _STATE_FILE)
+        load_state(model, {k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")}, out)
+    else:
+        autoencoder_logs = _run_phase(
+            "autoencoder",
+            out,
+            model,
+            autoencoder_params,
+            autoencoder,
+            autoencoder_loss,
+            resume,
+            checkpoint_every,
+            progress,
+        )
+        sample = np.random.default_rng(seed).choice(len(frames), size=min(4096, len(frames)), replace=False)
+        model.autoencoder.fit_latent_statistics(frames[torch.from_numpy(np.sort(sample))])
+        _fit_state_statistics(model, data)
+    for parameter in autoencoder_params:
+        parameter.requires_grad_(False)
+    world_params = [p for n, p in model.named_parameters() if not n.startswith("autoencoder.")]
+    batches = _Batches(model, data, with_text=False, progress=progress)
+
+    def dynamics_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng, generator = _generators(seed, step)
+        return model.loss(batches.sample(rng, dynamics.batch_size), generator)
+
+    dynamics_logs = _run_phase(
+        "dynamics", out, model, world_params, dynamics, dynamics_loss, resume, checkpoint_every, progress
+    )
+    record = {
+        "training": {
+            "stage": "pretrain",
+            "datasets": list(datasets),
+            "transitions": len(data),
+            "seed": seed,
+            "autoencoder": dataclasses.asdict(autoencoder),
+            "dynamics": dataclasses.asdict(dynamics),
+            "seconds": round(time.perf_counter() - started, 1),
+            "logs": {"autoencoder": autoencoder_logs[-1:], "dynamics": dynamics_logs[-1:]},
+        }
+    }
+    return _finish(out, model, record)
+
+
+def _finish(
+    out: Path, model: WorldModel, record: dict[str, Any], adapter: dict[str, Any] | None = None
+) -> Path:
+    with atomic_folder(out) as staging:
+        write_checkpoint_files(staging, model, record)
+        if adapter is not None:
+            save_file(adapter["weights"], str(staging / ADAPTER_FILE))
+            (staging / ADAPTER_CONFIG_FILE).write_text(json.dumps(adapter["config"], indent=2) + "\n")
+    shutil.rmtree(_state_folder(out), ignore_errors=True)
+    return out
+
+
+def lora_config(rank: int = 16, alpha: int = 32) -> LoraConfig:
+    """LoRA on every attention projection of both experts (regex over module names)."""
+    targets = rf"layers\.\d+\.(understanding|generation)\.({'|'.join(ATTENTION_PROJECTIONS)})"
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, bias="none")
+
+
+def add_lora(model: WorldModel, rank: int = 16, alpha: int = 32) -> Any:
+    """Wrap ``model`` in peft LoRA adapters; only adapters and :data:`HEAD_MODULES` stay trainable."""
+    peft_model = get_peft_model(model, lora_config(rank, alpha))
+    for name, parameter in peft_model.named_parameters():
+        if any(f".{head}." in name for head in HEAD_MODULES):
+            parameter.requires_grad_(True)
+    return peft_model
+
+
+def adapter_state(peft_model: Any) -> dict[str, torch.Tensor]:
+    """The LoRA adapter weights alone (what ``adapter.safetensors`` holds)."""
+    return {k: v.detach().contiguous().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+
+
+def load_adapter(base: WorldModel, folder: str | Path) -> Any:
+    """Wrap ``base`` in LoRA adapters read from ``adapter.safetensors``/``adapter.json`` of ``folder``."""
+    folder = Path(folder)
+    config = json.loads((folder / ADAPTER_CONFIG_FILE).read_text())
+    peft_model = add_lora(base, config["rank"], config["alpha"])
+    set_peft_model_state_dict(peft_model, read_weights(folder, ADAPTER_FILE))
+    return peft_model
+
+
+def finetune(
+    base: str | Path,
+    datasets: Sequence[str],
+    out: str | Path,
+    schedule: Schedule,
+    rank: int = 16,
+    alpha: int = 32,
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    progress: bool = True,
+    max_transitions: int | None = None,
+) -> Path:
+    """Ground the pretrained checkpoint ``base`` on instruction-labelled ``datasets`` with LoRA.
+
+    Writes the folder ``out``: the merged model (``model.safetensors``), its config, and the
+    adapters alone (``adapter.safetensors`` + ``adapter.json``).
+    """
+    out = Path(out)
+    torch.manual_seed(seed)
+    model, base_config = load_checkpoint(base)
+    data = load_transitions(datasets, model.cfg.horizon, max_transitions=max_transitions, progress=progress)
+    started = time.perf_counter()
+    batches = _Batches(model, data, with_text=True, progress=progress)
+    peft_model = add_lora(model, rank, alpha)
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+
+    def grounding_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng, generator = _generators(seed, step)
+        return model.loss(batches.sample(rng, schedule.batch_size), generator)
+
+    logs = _run_phase(
+        "grounding", out, peft_model, trainable, schedule, grounding_loss, resume, checkpoint_every, progress
+    )
+    adapter = {"weights": adapter_state(peft_model), "config": {"rank": rank, "alpha": alpha}}
+    merged = peft_model.merge_and_unload()
+    record = {
+        "training": {
+            "stage": "finetune",
+            "base": str(base),
+            "base_training": base_config.get("training"),
+            "datasets": list(datasets),
+            "transitions": len(data),
+            "seed": seed,
+            "lora": {"rank": rank, "alpha": alpha},
+            "schedule": dataclasses.asdict(schedule),
+            "seconds": round(time.perf_counter() - started, 1),
+            "logs": logs[-1:],
+        }
+    }
+    return _finish(out, merged, record, adapter)
