@@ -19,7 +19,7 @@ class AutoencoderConfig:
 
     image_size: int = 64
     #: Channels of the latent grid.
-    latent_channels: int = 8
+    latent_channels: int = 16
     #: Channels of the convolutions at half and quarter resolution.
     hidden_channels: tuple[int, int] = (32, 64)
 

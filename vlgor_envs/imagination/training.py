@@ -319,16 +319,27 @@ def add_lora(model: WorldModel, rank: int = 16, alpha: int = 32) -> Any:
 
 
 def adapter_state(peft_model: Any) -> dict[str, torch.Tensor]:
-    """The LoRA adapter weights alone (what ``adapter.safetensors`` holds)."""
-    return {k: v.detach().contiguous().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+    """What grounding trained: the LoRA adapters plus the heads (``heads.<name>``)."""
+    state = dict(get_peft_model_state_dict(peft_model))
+    base: WorldModel = peft_model.base_model.model
+    for name, parameter in base.named_parameters():
+        if name.split(".")[0] in HEAD_MODULES:
+            state[f"heads.{name}"] = parameter
+    return {k: v.detach().contiguous().clone() for k, v in state.items()}
 
 
 def load_adapter(base: WorldModel, folder: str | Path) -> Any:
-    """Wrap ``base`` in LoRA adapters read from ``adapter.safetensors``/``adapter.json`` of ``folder``."""
+    """Wrap ``base`` in the LoRA adapters and heads of ``adapter.safetensors`` in ``folder``.
+
+    ``merge_and_unload()`` on the result gives the model saved merged in ``folder``.
+    """
     folder = Path(folder)
     config = json.loads((folder / ADAPTER_CONFIG_FILE).read_text())
+    weights = read_weights(folder, ADAPTER_FILE)
+    heads = {k.removeprefix("heads."): v for k, v in weights.items() if k.startswith("heads.")}
+    base.load_state_dict(heads, strict=False)
     peft_model = add_lora(base, config["rank"], config["alpha"])
-    set_peft_model_state_dict(peft_model, read_weights(folder, ADAPTER_FILE))
+    set_peft_model_state_dict(peft_model, {k: v for k, v in weights.items() if not k.startswith("heads.")})
     return peft_model
 
 

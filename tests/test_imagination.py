@@ -1,0 +1,278 @@
+"""The imagination model, its training stages, checkpoints and the imagined envs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from vlgor_envs.clevr.detect import detect_balls
+from vlgor_envs.data.collect import collect
+from vlgor_envs.imagination.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vlgor_envs.imagination.commands import model_config
+from vlgor_envs.imagination.data import load_transitions
+from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv
+from vlgor_envs.imagination.model import HEAD_MODULES, WorldModel
+from vlgor_envs.imagination.training import (
+    Schedule,
+    _Batches,
+    _run_phase,
+    adapter_state,
+    add_lora,
+    finetune,
+    load_adapter,
+    pretrain,
+)
+
+DATASET = "vlgor/clevr/tiny-train-v0"
+
+
+@pytest.fixture(scope="module")
+def dataset(minari_root: Path) -> str:
+    collect("clevr", episodes=6, seed=0, noise=0.3, dataset_id=DATASET, progress=False)
+    return DATASET
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(dataset: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model, pretrained then grounded for a few steps on the tiny dataset."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    cfg = model_config("clevr", "tiny")
+    base = pretrain(
+        [dataset], root / "base", cfg, Schedule(3, batch_size=8), Schedule(3, batch_size=8), progress=False
+    )
+    return finetune(base, [dataset], root / "grounded", Schedule(3, batch_size=8), rank=4, progress=False)
+
+
+def _batch(model: WorldModel, dataset: str, size: int = 16) -> dict[str, torch.Tensor]:
+    batches = _Batches(model, load_transitions([dataset], progress=False), with_text=True, progress=False)
+    return batches.sample(np.random.default_rng(0), size)
+
+
+def test_transitions_pair_each_step_with_its_future(dataset: str) -> None:
+    data = load_transitions([dataset], horizon=2, progress=False)
+    assert len(data) == sum(1 for _ in range(len(data)))
+    assert np.all(data.future - data.current <= 2)
+    assert np.all(data.future > data.current)
+    # a_{t+2} exists exactly when t + 2 is inside the episode.
+    for episode in np.unique(data.episode):
+        rows = np.flatnonzero(data.episode == episode)
+        assert data.next_action_valid[rows].tolist() == [i + 2 < len(rows) for i in range(len(rows))]
+    assert data.states.shape == (len(data.frames), 10)
+
+
+def test_a_tiny_model_learns_within_a_few_steps(dataset: str) -> None:
+    torch.manual_seed(0)
+    model = WorldModel(model_config("clevr", "tiny"))
+    batch = _batch(model, dataset)
+    optimizer = torch.optim.Adam(
+        [p for n, p in model.named_parameters() if not n.startswith("autoencoder")], 3e-3
+    )
+    generator = torch.Generator().manual_seed(0)
+    first = model.loss(batch, generator)[0].item()
+    for _ in range(40):
+        loss, _ = model.loss(batch, generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert model.loss(batch, torch.Generator().manual_seed(0))[0].item() < 0.7 * first
+
+
+def test_save_load_round_trip_gives_equal_outputs(dataset: str, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = WorldModel(model_config("clevr", "tiny")).eval()
+    batch = _batch(model, dataset, size=4)
+    path = save_checkpoint(model, tmp_path / "model", {"training": {"note": "test"}})
+    loaded, config = load_checkpoint(path)
+    assert config["training"] == {"note": "test"}
+    outputs = [
+        m.imagine(
+            batch["frames"],
+            batch["actions"],
+            batch["text"],
+            batch["text_mask"],
+            2,
+            torch.Generator().manual_seed(3),
+        )
+        for m in (model, loaded)
+    ]
+    for a, b in zip(*outputs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_lora_grounding_changes_only_adapters_and_heads(dataset: str) -> None:
+    torch.manual_seed(2)
+    model = WorldModel(model_config("clevr", "tiny"))
+    batch = _batch(model, dataset)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    peft_model = add_lora(model, rank=4, alpha=8)
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, 1e-2)
+    for _ in range(3):
+        loss, _ = model.loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    heads_changed = False
+    for name, parameter in peft_model.named_parameters():
+        if "lora_" in name:
+            assert parameter.requires_grad, name
+            continue
+        base_name = name.removeprefix("base_model.model.").replace(".base_layer", "")
+        unchanged = torch.equal(parameter.detach(), before[base_name])
+        if any(base_name.startswith(f"{head}.") for head in HEAD_MODULES):
+            heads_changed |= not unchanged
+        else:
+            assert unchanged, f"{name} changed but is neither an adapter nor a head"
+    assert heads_changed
+    adapters = adapter_state(peft_model)
+    assert adapters and all("lora_" in name or name.startswith("heads.") for name in adapters)
+
+
+def test_adapters_save_load_and_merge(tiny_checkpoint: Path, dataset: str) -> None:
+    merged, config = load_checkpoint(tiny_checkpoint)
+    base, _ = load_checkpoint(config["training"]["base"])
+    with_adapter = load_adapter(base, tiny_checkpoint)
+    batch = _batch(merged, dataset, size=4)
+    args = (batch["frames"], batch["actions"], batch["text"], batch["text_mask"])
+    a = merged.understand(*args)
+    b = with_adapter.base_model.model.understand(*args)
+    torch.testing.assert_close(a.action, b.action, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a.state, b.state, rtol=1e-4, atol=1e-4)
+
+
+def test_training_resumes_where_it_stopped(dataset: str, tmp_path: Path) -> None:
+    def run(stop_at: int | None, resume: bool) -> WorldModel:
+        torch.manual_seed(0)
+        model = WorldModel(model_config("clevr", "tiny"))
+        frames = torch.from_numpy(load_transitions([dataset], progress=False).frames)
+
+        def loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+            if stop_at is not None and step == stop_at:
+                raise KeyboardInterrupt
+            rng = np.random.default_rng([0, step])
+            return model.autoencoder.loss(frames[torch.from_numpy(rng.integers(len(frames), size=4))])
+
+        params = list(model.autoencoder.parameters())
+        with contextlib.suppress(KeyboardInterrupt):
+            _run_phase("autoencoder", tmp_path / "out", model, params, Schedule(6, 4), loss, resume, 2, False)
+        return model
+
+    straight = run(None, resume=False)
+    run(5, resume=False)  # interrupted after the state saved at step 4
+    assert json.loads((tmp_path / "out.training" / "state.json").read_text())["step"] == 4
+    resumed = run(None, resume=True)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_bad_checkpoints_give_clear_errors(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"config\.json is missing"):
+        load_checkpoint(tmp_path / "nothing-here")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text((tiny_checkpoint / "config.json").read_text())
+    (corrupt / "model.safetensors").write_bytes(b"\x00\x01 not safetensors")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(corrupt)
+    mismatched = tmp_path / "mismatched"
+    mismatched.mkdir()
+    config = json.loads((tiny_checkpoint / "config.json").read_text())
+    config["model"]["width"] = 64
+    (mismatched / "config.json").write_text(json.dumps(config))
+    (mismatched / "model.safetensors").write_bytes((tiny_checkpoint / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(mismatched)
+    with pytest.raises(CheckpointError, match="not a vlgor-imagination checkpoint"):
+        (corrupt / "config.json").write_text('{"format": "other"}')
+        load_checkpoint(corrupt)
+
+
+def test_wrong_image_size_is_named(tiny_checkpoint: Path) -> None:
+    model, _ = load_checkpoint(tiny_checkpoint)
+    with pytest.raises(ValueError, match=r"\(batch, 64, 64, 3\)"):
+        model.imagine(
+            torch.zeros(1, 32, 32, 3, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), None, None, 1
+        )
+
+
+def test_batched_and_single_stepping_agree(tiny_checkpoint: Path) -> None:
+    vector = ImaginedVectorEnv(num_envs=3, checkpoint=str(tiny_checkpoint))
+    observations, _ = vector.reset(seed=10)
+    actions = np.array([5, 17, 33])
+    stepped = vector.step(actions)
+    for i in range(3):
+        single = ImaginedEnv(checkpoint=str(tiny_checkpoint))
+        observation, _ = single.reset(seed=10 + i)
+        np.testing.assert_array_equal(observation["image"], observations["image"][i])
+        assert observation["instruction"] == observations["instruction"][i]
+        observation, _, _, _, info = single.step(actions[i])
+        # One batched matmul vs one per env: float sums may differ in the last bits.
+        difference = np.abs(observation["image"].astype(int) - stepped[0]["image"][i].astype(int))
+        assert difference.max() <= 2 and np.mean(difference > 0) < 0.01
+        assert info["imagined_action"] == stepped[4]["imagined_action"][i]
+        single.close()
+    vector.close()
+
+
+def test_imagined_env_rejects_a_horizon_the_checkpoint_was_not_trained_for(tiny_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="horizon 1, not 3"):
+        ImaginedEnv(checkpoint=str(tiny_checkpoint), horizon=3)
+
+
+def test_make_vec_steps_all_envs_in_one_call() -> None:
+    envs = gym.make_vec("VLGOR-Imagined-CLEVR", num_envs=4, vectorization_mode="vector_entry_point")
+    observations, _ = envs.reset(seed=0)
+    assert observations["image"].shape == (4, 64, 64, 3)
+    _, rewards, _, _, infos = envs.step(np.array([0, 9, 18, 27]))
+    assert rewards.shape == (4,) and infos["imagined_action"].shape == (4,)
+    envs.close()
+
+
+def test_colour_detector_reads_real_frames() -> None:
+    env = gym.make("VLGOR-CLEVR-v0")
+    for seed in range(5):
+        observation, info = env.reset(seed=seed)
+        positions, seen = detect_balls(observation["image"])
+        assert seen.all()
+        np.testing.assert_allclose(positions, info["ball_positions"], atol=0.01)
+    env.close()
+
+
+def test_imagination_cli_trains_tiny_models(dataset: str, tmp_path: Path, minari_root: Path) -> None:
+    common = ["--env", "clevr", "--datasets", dataset]
+    base, grounded = tmp_path / "base", tmp_path / "grounded"
+    for args in (
+        [
+            "pretrain",
+            "--out",
+            str(base),
+            "--preset",
+            "tiny",
+            "--autoencoder-steps",
+            "2",
+            "--dynamics-steps",
+            "2",
+        ],
+        ["finetune", "--base", str(base), "--out", str(grounded), "--steps", "2", "--rank", "2"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "vlgor_envs.cli", "imagination", *args, *common],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name for p in grounded.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "adapter.safetensors",
+        "adapter.json",
+    }
