@@ -13,12 +13,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
 import tyro
 
+from benchmarks.imagination_fidelity import one_step_fidelity, rollout_strip
 from vlgor_envs.clevr import expert as clevr_expert
 from vlgor_envs.data import collect, to_d3rlpy
+from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
+from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS
 from vlgor_envs.metaworld import expert as metaworld_expert
 from vlgor_envs.rollout import Episode
 
@@ -99,6 +103,40 @@ def datasets(args: Args) -> None:
         )
 
 
+def imagination(args: Args) -> None:
+    """Load each shipped imagination model, measure it on the demo data, and draw a strip."""
+    for env in ("clevr", "metaworld"):
+        model, config = load_checkpoint(shipped_checkpoint(env))
+        training = config["training"]
+        parameters = sum(p.numel() for p in model.parameters()) / 1e6
+        print(
+            f"Imagination model for {env}: {parameters:.1f}M parameters, "
+            f"grounded on {training['transitions']} transitions"
+        )
+        dataset_id = f"vlgor/{env}/demo-train-v0"
+        figures = one_step_fidelity(model, dataset_id, DEFAULT_FLOW_STEPS, args.seed)
+        shown = {k: round(v, 4) for k, v in figures.items() if isinstance(v, float)}
+        print(f"  one-step fidelity on {dataset_id} (seen starts, train instructions): {shown}")
+        path = args.out / f"{env}_imagined_rollout.png"
+        rollout_strip(model, env, dataset_id, path, DEFAULT_FLOW_STEPS)
+        print(f"  real vs imagined strip: {path}")
+    envs = gym.make_vec("VLGOR-Imagined-CLEVR", num_envs=16, vectorization_mode="vector_entry_point")
+    envs.reset(seed=args.seed)
+    envs.action_space.seed(args.seed)
+    actions = envs.action_space.sample()
+    start, successes = time.perf_counter(), np.zeros(16, dtype=bool)
+    for _ in range(10):
+        _, _, terminated, _, infos = envs.step(actions)
+        successes |= terminated
+        actions = np.asarray(infos["imagined_action"], dtype=np.int64)
+    seconds = time.perf_counter() - start
+    envs.close()
+    print(
+        f"VLGOR-Imagined-CLEVR x16 following the model's own actions: {160 / seconds:.0f} imagined steps/s, "
+        f"{successes.mean():.0%} reached their goal (judged on the imagined frames) within 10 steps"
+    )
+
+
 def main(args: Args) -> None:
     report(
         "VLGOR-CLEVR-v0", lambda split, n: clevr_expert.run_expert(split, n, args.seed), args.clevr_episodes
@@ -118,6 +156,7 @@ def main(args: Args) -> None:
         save_strip(max(candidates, key=lambda e: (e.success, e.length)), args.out / name)
         print(f"Rollout strip: {args.out / name}")
     datasets(args)
+    imagination(args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from benchmarks import clevr_expert, clevr_throughput, data_conversion, metaworld_expert, metaworld_throughput
+from benchmarks import (
+    clevr_expert,
+    clevr_throughput,
+    data_conversion,
+    imagination_fidelity,
+    imagination_sample_efficiency,
+    imagination_throughput,
+    metaworld_expert,
+    metaworld_throughput,
+    model_card,
+)
 from benchmarks.report import replace_readme_section
 
 
@@ -12,12 +22,25 @@ def main() -> None:
     metaworld_throughput.main(metaworld_throughput.Args())
     metaworld_expert.main(metaworld_expert.Args())
     data_conversion.main(data_conversion.Args(reuse=False))
+    imagination_fidelity.main(imagination_fidelity.Args())
+    imagination_sample_efficiency.main(imagination_sample_efficiency.Args())
+    imagination_throughput.main(imagination_throughput.Args())
+    model_card.main()
     refresh_readme()
 
 
 def refresh_readme() -> None:
     """Rewrite the README's measured tables from ``benchmarks/results/*.json``."""
-    for module in (clevr_throughput, clevr_expert, metaworld_throughput, metaworld_expert, data_conversion):
+    for module in (
+        clevr_throughput,
+        clevr_expert,
+        metaworld_throughput,
+        metaworld_expert,
+        data_conversion,
+        imagination_fidelity,
+        imagination_sample_efficiency,
+        imagination_throughput,
+    ):
         replace_readme_section(module.NAME, module.readme_table())
 
 

@@ -1,0 +1,100 @@
+"""Write ``MODEL_CARD.md`` beside each shipped imagination checkpoint from its config and results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from benchmarks.imagination_fidelity import NAME as FIDELITY
+from benchmarks.imagination_fidelity import SPLITS
+from benchmarks.report import RESULTS_DIR
+from vlgor_envs.imagination.checkpoint import SHIPPED, read_config, shipped_checkpoint
+
+#: The commands that made each shipped checkpoint (datasets first, then the two stages).
+COMMANDS = {
+    "clevr": """\
+vlgor collect --env clevr --split train --episodes 400 --noise 1.0 --seed 500000 \\
+    --dataset-id vlgor/clevr/random-v0
+vlgor collect --env clevr --split hard --episodes 600 --noise 0.3 --seed 600000 \\
+    --dataset-id vlgor/clevr/explore-hard-v0
+vlgor collect --env clevr --split train --episodes 1200 --seed 0
+vlgor imagination pretrain --env clevr --out out/imagination/clevr-pretrain \\
+    --autoencoder-steps 5000 --dynamics-steps 2500 --threads 1
+vlgor imagination finetune --env clevr --base out/imagination/clevr-pretrain \\
+    --out vlgor_envs/imagination/checkpoints/clevr --steps 2000 --threads 1""",
+    "metaworld": """\
+vlgor collect --env metaworld --split train --episodes 60 --noise 1.0 --seed 500000 \\
+    --dataset-id vlgor/metaworld/random-v0
+vlgor collect --env metaworld --split train --episodes 200 --noise 0.1 --seed 0
+vlgor imagination pretrain --env metaworld --out out/imagination/metaworld-pretrain \\
+    --autoencoder-steps 2500 --dynamics-steps 800 --threads 1
+vlgor imagination finetune --env metaworld --base out/imagination/metaworld-pretrain \\
+    --out vlgor_envs/imagination/checkpoints/metaworld --steps 1500 --threads 1""",
+}
+
+
+def _figures(env: str) -> dict[str, Any] | None:
+    path = RESULTS_DIR / f"{FIDELITY}.json"
+    if not path.is_file():
+        return None
+    result: dict[str, Any] = json.loads(path.read_text())
+    figures: dict[str, Any] | None = result["figures"].get(env)
+    return figures
+
+
+def card(env: str) -> str:
+    folder = shipped_checkpoint(env)
+    config = read_config(folder)
+    training = config["training"]
+    base = training.get("base_training") or {}
+    model = config["model"]
+    latent = model["image_size"] // 4
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
+    lines = [
+        f"# Imagination model: {env}",
+        "",
+        f"A {model['depth']}-layer Mixture-of-Transformers world model (width {model['width']}, "
+        f"{model['heads']} heads) with a conv frame autoencoder "
+        f"({model['autoencoder']['latent_channels']}x{latent}x{latent} latents), "
+        f"horizon {model['horizon']}. Files: `model.safetensors` (merged), `adapter.safetensors` "
+        f"(LoRA adapters and heads alone), `config.json`; {size:.1f} MiB in all.",
+        "",
+        "## How it was made",
+        "",
+        "```bash",
+        COMMANDS[env],
+        "```",
+        "",
+        f"- Pretraining: {base.get('transitions')} instruction-free transitions from "
+        f"{', '.join(base.get('datasets', []))}; {base.get('autoencoder', {}).get('steps')} autoencoder "
+        f"steps, {base.get('dynamics', {}).get('steps')} world-model steps, {base.get('seconds')} s.",
+        f"- Grounding: {training['transitions']} instruction-labelled transitions from "
+        f"{', '.join(training['datasets'])}; LoRA rank {training['lora']['rank']} on q/k/v/o of both "
+        f"experts plus the heads; {training['schedule']['steps']} steps, {training['seconds']} s.",
+        "- Machine: 2 CPU cores, torch on 1 thread per run (two runs side by side).",
+        "",
+        "## Metrics",
+        "",
+    ]
+    figures = _figures(env)
+    if figures is None:
+        lines.append("Run `python -m benchmarks.imagination_fidelity` to measure them.")
+    else:
+        lines.append("On held-out expert transitions (`python -m benchmarks.imagination_fidelity`):")
+        lines.append("")
+        for split in SPLITS:
+            shown = {k: round(v, 4) for k, v in figures[split].items() if isinstance(v, float)}
+            lines.append(f"- {split} instructions: {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    for env in SHIPPED:
+        path = shipped_checkpoint(env) / "MODEL_CARD.md"
+        if (path.parent / "config.json").is_file():
+            path.write_text(card(env))
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
