@@ -19,6 +19,7 @@ from vlgor_envs.imagination.checkpoint import CheckpointError, load_checkpoint, 
 from vlgor_envs.imagination.commands import model_config
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv
+from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
 from vlgor_envs.imagination.model import HEAD_MODULES, WorldModel
 from vlgor_envs.imagination.training import (
     Schedule,
@@ -276,3 +277,19 @@ def test_imagination_cli_trains_tiny_models(dataset: str, tmp_path: Path, minari
         "adapter.safetensors",
         "adapter.json",
     }
+
+
+def test_psnr_and_ssim_rank_frames_by_fidelity() -> None:
+    env = gym.make("VLGOR-CLEVR-v0")
+    frame = env.reset(seed=0)[0]["image"]
+    env.close()
+    rng = np.random.default_rng(0)
+    slightly = np.clip(frame.astype(int) + rng.integers(-3, 4, frame.shape), 0, 255).astype(np.uint8)
+    badly = np.clip(frame.astype(int) + rng.integers(-60, 61, frame.shape), 0, 255).astype(np.uint8)
+    frames = np.stack([frame, frame, frame])
+    noisy = np.stack([frame, slightly, badly])
+    assert psnr(frames, noisy)[0] == 100.0
+    assert 35 < psnr(frames, noisy)[1] < 50 and psnr(frames, noisy)[2] < 25
+    scores = ssim(frames, noisy)
+    assert scores[0] == pytest.approx(1.0) and 1.0 > scores[1] > scores[2]
+    assert arena_normalised_distance([0.0, 0.0], [1.5, 0.0]) == pytest.approx(1.0)

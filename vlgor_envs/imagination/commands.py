@@ -21,7 +21,12 @@ PRESETS: dict[str, dict[str, int]] = {
 #: What each env's model reads and predicts.
 ENV_SHAPES: dict[str, dict[str, object]] = {
     # Ball centres (5 x 2); 40 discrete pushes.
-    "clevr": {"action_kind": "discrete", "action_dim": 40, "state_indices": tuple(range(10))},
+    "clevr": {
+        "action_kind": "discrete",
+        "action_dim": 40,
+        "state_indices": tuple(range(10)),
+        "readout_channels": 8,
+    },
     # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
     "metaworld": {"action_kind": "continuous", "action_dim": 4, "state_indices": tuple(range(7))},
 }
@@ -66,8 +71,10 @@ class PretrainArgs:
     """Model size: `cpu` trains on 2 cores in about an hour; `gpu` for a lent GPU."""
     horizon: int = 1
     """Steps ahead the model predicts."""
-    autoencoder_steps: int = 1500
-    dynamics_steps: int = 1500
+    autoencoder_steps: int = 5000
+    autoencoder_from: Path | None = None
+    """Reuse the trained autoencoder of this checkpoint folder and skip training one."""
+    dynamics_steps: int = 2500
     batch_size: int = 64
     learning_rate: float = 1e-3
     max_transitions: int | None = None
@@ -115,6 +122,7 @@ def pretrain_command(args: PretrainArgs) -> None:
         seed=args.seed,
         resume=args.resume,
         max_transitions=args.max_transitions,
+        autoencoder_from=args.autoencoder_from,
     )
     print(f"wrote {out}")
 

@@ -36,7 +36,7 @@ from vlgor_envs.imagination.autoencoder import AutoencoderConfig, FrameAutoencod
 #: Names of the attention projections (LoRA targets) inside every expert.
 ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
 #: Modules trained in full during grounding besides the LoRA adapters.
-HEAD_MODULES = ("text_projection", "action_head", "state_head", "velocity_head")
+HEAD_MODULES = ("text_projection", "readout", "action_head", "state_head", "velocity_head")
 
 
 @dataclasses.dataclass
@@ -67,6 +67,10 @@ class WorldModelConfig:
     max_text_tokens: int = 32
     #: Probability of training with the instruction dropped (classifier-free guidance).
     text_dropout: float = 0.1
+    #: Features per ViT token flattened into the action and state heads' input (0: none).
+    #: Mean-pooled tokens lose where things are; measured: without it the CLEVR state head
+    #: stayed at the mean (normalised MSE 0.98 after 1,000 pretraining steps).
+    readout_channels: int = 0
     action_loss_weight: float = 1.0
     state_loss_weight: float = 1.0
     autoencoder: AutoencoderConfig = dataclasses.field(default_factory=AutoencoderConfig)
@@ -215,11 +219,15 @@ class WorldModel(nn.Module):
         self.layers: list[MoTLayer] = nn.ModuleList(MoTLayer(cfg) for _ in range(cfg.depth))  # type: ignore[assignment]
         self.understanding_norm = nn.LayerNorm(width)
         self.generation_norm = nn.LayerNorm(width)
+        self.readout: nn.Linear | None = (
+            nn.Linear(width, cfg.readout_channels) if cfg.readout_channels else None
+        )
+        head_input = 2 * width + vit_tokens * cfg.readout_channels
         self.action_head = nn.Sequential(
-            nn.Linear(2 * width, width), nn.GELU(), nn.Linear(width, cfg.action_dim)
+            nn.Linear(head_input, width), nn.GELU(), nn.Linear(width, cfg.action_dim)
         )
         self.state_head = nn.Sequential(
-            nn.Linear(2 * width, width), nn.GELU(), nn.Linear(width, cfg.state_dim)
+            nn.Linear(head_input, width), nn.GELU(), nn.Linear(width, cfg.state_dim)
         )
         self.velocity_head = nn.Linear(width, patch_dim)
         nn.init.zeros_(self.velocity_head.weight)
@@ -298,7 +306,11 @@ class WorldModel(nn.Module):
             cache.append(kv)
         x = self.understanding_norm(x)
         action_index = text_tokens.shape[1]
-        pooled = torch.cat([x[:, action_index], x[:, action_index + 1 :].mean(dim=1)], dim=-1)
+        image = x[:, action_index + 1 :]
+        features = [x[:, action_index], image.mean(dim=1)]
+        if self.readout is not None:
+            features.append(self.readout(image).flatten(1))
+        pooled = torch.cat(features, dim=-1)
         if current_latents is None:
             with torch.no_grad():
                 current_latents = self.autoencoder.encode(frames)

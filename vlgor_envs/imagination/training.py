@@ -224,11 +224,14 @@ def pretrain(
     checkpoint_every: int = 500,
     progress: bool = True,
     max_transitions: int | None = None,
+    autoencoder_from: str | Path | None = None,
 ) -> Path:
     """Pretrain on instruction-free interaction data and write the checkpoint folder ``out``.
 
     The autoencoder trains first (its statistics are then fixed), then the MoT with the
     autoencoder frozen. A resumed run whose autoencoder phase finished skips to the dynamics.
+    ``autoencoder_from`` takes the trained autoencoder of another checkpoint instead (its
+    config must match) and skips the first phase.
     """
     out = Path(out)
     torch.manual_seed(seed)
@@ -245,7 +248,16 @@ def pretrain(
         )
 
     autoencoder_logs: list[dict[str, float]] = []
-    if resume and _saved_phase(out) == "dynamics":
+    if autoencoder_from is not None:
+        donor, _ = load_checkpoint(autoencoder_from)
+        if donor.cfg.autoencoder != cfg.autoencoder:
+            raise ValueError(
+                f"the autoencoder of {autoencoder_from} has config {donor.cfg.autoencoder}, "
+                f"not {cfg.autoencoder}"
+            )
+        model.autoencoder.load_state_dict(donor.autoencoder.state_dict())
+        _fit_state_statistics(model, data)
+    elif resume and _saved_phase(out) == "dynamics":
         # The saved state carries the trained autoencoder and the fitted statistics.
         weights = read_weights(_state_folder(out), _STATE_FILE)
         load_state(model, {k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")}, out)
@@ -282,7 +294,9 @@ def pretrain(
             "datasets": list(datasets),
             "transitions": len(data),
             "seed": seed,
-            "autoencoder": dataclasses.asdict(autoencoder),
+            "autoencoder": dataclasses.asdict(autoencoder)
+            if autoencoder_from is None
+            else str(autoencoder_from),
             "dynamics": dataclasses.asdict(dynamics),
             "seconds": round(time.perf_counter() - started, 1),
             "logs": {"autoencoder": autoencoder_logs[-1:], "dynamics": dynamics_logs[-1:]},
