@@ -28,7 +28,7 @@ class Args:
     """Pretrained CLEVR checkpoint (the model card's `vlgor imagination pretrain` command makes it)."""
     sizes: tuple[int, ...] = (1000, 5000, 10000)
     """Grounding-set sizes in transitions."""
-    steps: int = 600
+    steps: int = 500
     """Grounding steps per size."""
     out: Path = Path("out/imagination/sample-efficiency")
     heldout_episodes: int = 100

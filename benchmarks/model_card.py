@@ -18,10 +18,13 @@ vlgor collect --env clevr --split train --episodes 400 --noise 1.0 --seed 500000
 vlgor collect --env clevr --split hard --episodes 600 --noise 0.3 --seed 600000 \\
     --dataset-id vlgor/clevr/explore-hard-v0
 vlgor collect --env clevr --split train --episodes 1200 --seed 0
+# The autoencoder: its phase comes first and it is frozen afterwards.
+vlgor imagination pretrain --env clevr --out out/imagination/clevr-autoencoder \\
+    --autoencoder-steps 5000 --dynamics-steps 1 --threads 1
 vlgor imagination pretrain --env clevr --out out/imagination/clevr-pretrain \\
-    --autoencoder-steps 5000 --dynamics-steps 2500 --threads 1
+    --autoencoder-from out/imagination/clevr-autoencoder --dynamics-steps 2200 --threads 1
 vlgor imagination finetune --env clevr --base out/imagination/clevr-pretrain \\
-    --out vlgor_envs/imagination/checkpoints/clevr --steps 2000 --threads 1""",
+    --out vlgor_envs/imagination/checkpoints/clevr --steps 1800 --threads 1""",
     "metaworld": """\
 vlgor collect --env metaworld --split train --episodes 60 --noise 1.0 --seed 500000 \\
     --dataset-id vlgor/metaworld/random-v0
@@ -40,6 +43,12 @@ def _figures(env: str) -> dict[str, Any] | None:
     result: dict[str, Any] = json.loads(path.read_text())
     figures: dict[str, Any] | None = result["figures"].get(env)
     return figures
+
+
+def _steps(autoencoder: Any) -> str:
+    if isinstance(autoencoder, dict):
+        return f"{autoencoder['steps']} steps"
+    return f"taken from {autoencoder}"
 
 
 def card(env: str) -> str:
@@ -66,8 +75,8 @@ def card(env: str) -> str:
         "```",
         "",
         f"- Pretraining: {base.get('transitions')} instruction-free transitions from "
-        f"{', '.join(base.get('datasets', []))}; {base.get('autoencoder', {}).get('steps')} autoencoder "
-        f"steps, {base.get('dynamics', {}).get('steps')} world-model steps, {base.get('seconds')} s.",
+        f"{', '.join(base.get('datasets', []))}; autoencoder: {_steps(base.get('autoencoder'))}; "
+        f"{base.get('dynamics', {}).get('steps')} world-model steps, {base.get('seconds')} s.",
         f"- Grounding: {training['transitions']} instruction-labelled transitions from "
         f"{', '.join(training['datasets'])}; LoRA rank {training['lora']['rank']} on q/k/v/o of both "
         f"experts plus the heads; {training['schedule']['steps']} steps, {training['seconds']} s.",
