@@ -26,6 +26,7 @@ ENV_SHAPES: dict[str, dict[str, object]] = {
         "action_dim": 40,
         "state_indices": tuple(range(10)),
         "readout_channels": 8,
+        "flow_source": "current",
     },
     # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
     "metaworld": {"action_kind": "continuous", "action_dim": 4, "state_indices": tuple(range(7))},
