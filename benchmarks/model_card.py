@@ -22,9 +22,9 @@ vlgor collect --env clevr --split train --episodes 1200 --seed 0
 vlgor imagination pretrain --env clevr --out out/imagination/clevr-autoencoder \\
     --autoencoder-steps 5000 --dynamics-steps 1 --threads 1
 vlgor imagination pretrain --env clevr --out out/imagination/clevr-pretrain \\
-    --autoencoder-from out/imagination/clevr-autoencoder --dynamics-steps 2200 --threads 1
+    --autoencoder-from out/imagination/clevr-autoencoder --dynamics-steps 1500 --threads 2
 vlgor imagination finetune --env clevr --base out/imagination/clevr-pretrain \\
-    --out vlgor_envs/imagination/checkpoints/clevr --steps 1800 --threads 1""",
+    --out vlgor_envs/imagination/checkpoints/clevr --steps 800 --threads 2""",
     "metaworld": """\
 vlgor collect --env metaworld --split train --episodes 60 --noise 1.0 --seed 500000 \\
     --dataset-id vlgor/metaworld/random-v0
@@ -80,7 +80,7 @@ def card(env: str) -> str:
         f"- Grounding: {training['transitions']} instruction-labelled transitions from "
         f"{', '.join(training['datasets'])}; LoRA rank {training['lora']['rank']} on q/k/v/o of both "
         f"experts plus the heads; {training['schedule']['steps']} steps, {training['seconds']} s.",
-        "- Machine: 2 CPU cores, torch on 1 thread per run (two runs side by side).",
+        "- Machine: 2 CPU cores (torch threads as in the commands).",
         "",
         "## Metrics",
         "",

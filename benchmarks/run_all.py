@@ -7,7 +7,6 @@ from benchmarks import (
     clevr_throughput,
     data_conversion,
     imagination_fidelity,
-    imagination_sample_efficiency,
     imagination_throughput,
     metaworld_expert,
     metaworld_throughput,
@@ -23,7 +22,6 @@ def main() -> None:
     metaworld_expert.main(metaworld_expert.Args())
     data_conversion.main(data_conversion.Args(reuse=False))
     imagination_fidelity.main(imagination_fidelity.Args())
-    imagination_sample_efficiency.main(imagination_sample_efficiency.Args())
     imagination_throughput.main(imagination_throughput.Args())
     model_card.main()
     refresh_readme()
@@ -38,8 +36,7 @@ def refresh_readme() -> None:
         metaworld_expert,
         data_conversion,
         imagination_fidelity,
-        imagination_sample_efficiency,
-        imagination_throughput,
+            imagination_throughput,
     ):
         replace_readme_section(module.NAME, module.readme_table())
 

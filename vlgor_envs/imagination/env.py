@@ -106,7 +106,8 @@ class _Imagination:
             distance = float(np.linalg.norm(mover - goal_position))
             episode = _Episode(frame, instruction, info["goal"], goal_position, mover, distance, generator)
             episode.max_steps = task.max_steps
-        return episode, self._info(episode, info.get("ball_positions", info.get("state")), None, False)
+        real_state = np.ravel(info["ball_positions"] if self.env == "clevr" else info["state"])
+        return episode, self._info(episode, real_state[list(self.model.cfg.state_indices)], None, False)
 
     @staticmethod
     def _mover(state: np.ndarray, task: metaworld_language.MetaWorldTask) -> np.ndarray:
@@ -379,7 +380,8 @@ class ImaginedVectorEnv(VectorEnv[dict[str, Any], Any, Any]):
         stacked: dict[str, Any] = {}
         for key in keys:
             values = [info.get(key) for info in infos]
-            if all(isinstance(v, np.ndarray | np.generic | bool | float | int) for v in values):
+            arrays = all(isinstance(v, np.ndarray | np.generic | bool | float | int) for v in values)
+            if arrays and len({np.shape(v) for v in values}) == 1:
                 stacked[key] = np.stack([np.asarray(v) for v in values])
             else:
                 stacked[key] = np.empty(len(values), dtype=object)

@@ -361,7 +361,8 @@ class WorldModel(nn.Module):
         )
         target = batch["future_latents"]
         noise = self._source(
-            understanding.current_latents, torch.randn(target.shape, generator=generator, device=target.device)
+            understanding.current_latents,
+            torch.randn(target.shape, generator=generator, device=target.device),
         )
         t = torch.rand(target.shape[0], generator=generator, device=target.device)
         noisy = (1 - t[:, None, None, None]) * noise + t[:, None, None, None] * target
