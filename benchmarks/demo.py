@@ -128,7 +128,11 @@ def imagination(args: Args) -> None:
     for _ in range(10):
         _, _, terminated, _, infos = envs.step(actions)
         successes |= terminated
-        actions = np.asarray(infos["imagined_action"], dtype=np.int64)
+        # Envs that were just reset have no imagined action yet: they take a random one.
+        fresh = envs.action_space.sample()
+        actions = np.array(
+            [a if a is not None else f for a, f in zip(infos["imagined_action"], fresh, strict=True)]
+        )
     seconds = time.perf_counter() - start
     envs.close()
     print(

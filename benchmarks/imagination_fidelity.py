@@ -224,7 +224,9 @@ def rollout_strip(
 ) -> None:
     """Real frames (top) and the open-loop imagination of the same actions (bottom), Fig. 5 style."""
     dataset = minari.load_dataset(dataset_id)
-    episode = max(dataset.iterate_episodes(range(10)), key=lambda e: len(e.actions))
+    episode = max(
+        dataset.iterate_episodes(range(min(10, dataset.total_episodes))), key=lambda e: len(e.actions)
+    )
     instruction = str(next(iter(dataset.storage.get_episode_metadata([episode.id])))["instruction"])
     real = episode.observations["image"][: steps + 1]
     frame = torch.from_numpy(real[:1])

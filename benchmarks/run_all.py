@@ -36,7 +36,7 @@ def refresh_readme() -> None:
         metaworld_expert,
         data_conversion,
         imagination_fidelity,
-            imagination_throughput,
+        imagination_throughput,
     ):
         replace_readme_section(module.NAME, module.readme_table())
 

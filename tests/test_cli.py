@@ -87,7 +87,13 @@ def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> Non
     assert "vlgor/clevr/demo-train-v0: 2 episodes" in result.stdout
     assert "vlgor/metaworld/demo-train-v0: 1 episodes" in result.stdout
     assert "discrete actions" in result.stdout and "continuous actions" in result.stdout
-    for name in ("clevr_expert_rollout.png", "metaworld_expert_rollout.png"):
+    assert "VLGOR-Imagined-CLEVR x16" in result.stdout
+    for name in (
+        "clevr_expert_rollout.png",
+        "metaworld_expert_rollout.png",
+        "clevr_imagined_rollout.png",
+        "metaworld_imagined_rollout.png",
+    ):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -381,7 +381,7 @@ class ImaginedVectorEnv(VectorEnv[dict[str, Any], Any, Any]):
         for key in keys:
             values = [info.get(key) for info in infos]
             arrays = all(isinstance(v, np.ndarray | np.generic | bool | float | int) for v in values)
-            if arrays and len({np.shape(v) for v in values}) == 1:
+            if arrays and len({np.asarray(v).shape for v in values}) == 1:
                 stacked[key] = np.stack([np.asarray(v) for v in values])
             else:
                 stacked[key] = np.empty(len(values), dtype=object)
