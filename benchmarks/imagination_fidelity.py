@@ -34,7 +34,7 @@ from vlgor_envs.clevr.detect import detect_balls
 from vlgor_envs.data.collect import collect, list_datasets
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
 from vlgor_envs.imagination.data import load_transitions
-from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, ImaginedEnv
+from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, REAL_ENV_IDS, ImaginedEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
 from vlgor_envs.imagination.model import WorldModel
 from vlgor_envs.language.encoder import default_text_encoder
@@ -165,9 +165,8 @@ def execution_success(
 ) -> dict[str, float]:
     """Imagine with the model's own actions, then replay those actions in the real env."""
     imagined = ImaginedEnv(env=env, checkpoint=checkpoint, split=split, flow_steps=flow_steps)
-    core = imagined._core
-    real = gym.make(core.real.spec.id, split=split) if core.real.spec is not None else None
-    assert real is not None
+    core = imagined._core  # resets from an exact real-env seed, to start where the dataset did
+    real = gym.make(REAL_ENV_IDS[env], split=split)
     imagined_successes, real_successes, lengths = [], [], []
     for seed, first_action, instruction in _episode_starts(dataset_id, episodes):
         episode, _ = core.reset(seed, {"instruction": instruction})

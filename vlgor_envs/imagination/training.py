@@ -94,6 +94,16 @@ def _saved_phase(out: Path) -> str | None:
     return str(json.loads(state.read_text())["phase"]) if state.is_file() else None
 
 
+def _restore_model(out: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Load the model weights of the saved training state into ``model``; returns all its tensors."""
+    folder = _state_folder(out)
+    tensors = read_weights(folder, _STATE_FILE)
+    load_state(
+        model, {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}, folder
+    )
+    return tensors
+
+
 def _load_training_state(
     out: Path, phase: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[int, list[dict[str, float]]] | None:
@@ -102,8 +112,7 @@ def _load_training_state(
     if _saved_phase(out) != phase:
         return None
     record = json.loads((folder / _STATE_JSON).read_text())
-    tensors = read_weights(folder, _STATE_FILE)
-    load_state(model, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, folder)
+    tensors = _restore_model(out, model)
     state = optimizer.state_dict()
     for key, value in tensors.items():
         if key.startswith("optimizer."):
@@ -174,6 +183,8 @@ class _Batches:
 
     def __init__(self, model: WorldModel, data: Transitions, with_text: bool, progress: bool) -> None:
         self.data = data
+        self.current = torch.from_numpy(data.current)
+        self.future = torch.from_numpy(data.future)
         self.frames = torch.from_numpy(data.frames)
         self.states = torch.from_numpy(data.states[:, list(model.cfg.state_indices)])
         self.latents = _encode_latents(model, data.frames, progress)
@@ -190,8 +201,7 @@ class _Batches:
 
     def sample(self, rng: np.random.Generator, size: int) -> dict[str, torch.Tensor]:
         rows = torch.from_numpy(rng.integers(len(self.data), size=size))
-        current = torch.from_numpy(self.data.current)[rows]
-        future = torch.from_numpy(self.data.future)[rows]
+        current, future = self.current[rows], self.future[rows]
         batch = {
             "frames": self.frames[current],
             "actions": self.actions[rows],
@@ -259,8 +269,7 @@ def pretrain(
         _fit_state_statistics(model, data)
     elif resume and _saved_phase(out) == "dynamics":
         # The saved state carries the trained autoencoder and the fitted statistics.
-        weights = read_weights(_state_folder(out), _STATE_FILE)
-        load_state(model, {k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")}, out)
+        _restore_model(out, model)
     else:
         autoencoder_logs = _run_phase(
             "autoencoder",
