@@ -69,7 +69,7 @@ class WorldModelConfig:
     text_dropout: float = 0.1
     #: Features per ViT token flattened into the action and state heads' input (0: none).
     #: Mean-pooled tokens lose where things are; measured: without it the CLEVR state head
-    #: stayed at the mean (normalised MSE 0.98 after 1,000 pretraining steps).
+    #: stayed at the mean (normalised MSE 0.98 after 1,155 pretraining steps).
     readout_channels: int = 0
     #: Where the flow starts: ``"noise"`` (pure Gaussian noise) or ``"current"`` (the current
     #: frame's latent plus Gaussian noise scaled by ``source_noise``). From the current frame
