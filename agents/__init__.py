@@ -1,2 +1,58 @@
-"""Policies and learners: the paper's policy network as a d3rlpy encoder, the algorithm
-registry, training and evaluation on the splits (see the agents issue; empty until then)."""
+"""Offline-RL learners for vlgor: the paper's policy network, algorithms by name, training, evaluation.
+
+- :mod:`agents.encoder`: the policy network of the paper (App. A.1) as a d3rlpy encoder
+  factory over tuple observations ``(image, instruction embedding)``. Importing ``agents``
+  registers it, which ``d3rlpy.load_learnable`` needs to rebuild saved learners.
+- :mod:`agents.registry`: d3rlpy algorithms by name (``DiscreteBC``, ``DiscreteCQL``, ``BC``,
+  ``TD3PlusBC``, ``CQL``, ``IQL``, ...) with the paper's defaults (App. A.2).
+- :mod:`agents.train`: :func:`train` on real and imagined Minari datasets at a fixed
+  per-batch ratio, into a run folder (logs, checkpoints, final model, success curve).
+- :mod:`agents.evaluate`: success rate of any policy in the real env on a language split,
+  an adapter for d3rlpy learners, and a d3rlpy evaluator for learning curves.
+- :mod:`agents.commands`: ``vlgor train``.
+
+>>> import d3rlpy, agents  # doctest: +SKIP
+>>> result = agents.train(["vlgor/clevr/real-train-v0"], ["vlgor/clevr/imagined-counterfactual-v0"],
+...                       algo="DiscreteCQL", steps=10_000, run_dir="runs/cql",
+...                       eval_split="counterfactual")  # doctest: +SKIP
+>>> algo = d3rlpy.load_learnable("runs/cql/model.d3")  # doctest: +SKIP
+>>> agents.evaluate(agents.d3rlpy_policy(algo), "clevr", "hard", episodes=50).success_rate  # doctest: +SKIP
+"""
+
+from agents.encoder import (
+    ENCODER_TYPE,
+    VisionLanguageEncoder,
+    VisionLanguageEncoderFactory,
+    VisionLanguageEncoderWithAction,
+)
+from agents.evaluate import (
+    DEFAULT_EVAL_SEED,
+    EvaluationResult,
+    Policy,
+    SplitEvaluator,
+    d3rlpy_policy,
+    evaluate,
+)
+from agents.registry import ALGORITHM_DEFAULTS, ALGORITHMS, make_algorithm, make_config
+from agents.train import DEFAULT_ALGORITHMS, TrainResult, build_dataset, train
+
+__all__ = [
+    "ALGORITHMS",
+    "ALGORITHM_DEFAULTS",
+    "DEFAULT_ALGORITHMS",
+    "DEFAULT_EVAL_SEED",
+    "ENCODER_TYPE",
+    "EvaluationResult",
+    "Policy",
+    "SplitEvaluator",
+    "TrainResult",
+    "VisionLanguageEncoder",
+    "VisionLanguageEncoderFactory",
+    "VisionLanguageEncoderWithAction",
+    "build_dataset",
+    "d3rlpy_policy",
+    "evaluate",
+    "make_algorithm",
+    "make_config",
+    "train",
+]

@@ -59,12 +59,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, config: Any, figures: dict[str, Any]) -> Path:
-    """Write ``results/<name>.json`` atomically, print where, and return its path.
+def write_result(name: str, config: Any, figures: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+    """Write ``<directory>/<name>.json`` atomically, print where, and return its path.
 
     ``config`` is the benchmark's argument dataclass.
     """
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     record = {
         "name": name,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -73,11 +73,11 @@ def write_result(name: str, config: Any, figures: dict[str, Any]) -> Path:
         "config": dataclasses.asdict(config),
         "figures": figures,
     }
-    path = RESULTS_DIR / f"{name}.json"
+    path = directory / f"{name}.json"
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    partial.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     partial.replace(path)
-    print(f"{name}: {figures} -> {path}")
+    print(f"{name} -> {path}")
     return path
 
 

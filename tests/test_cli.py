@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,6 +78,8 @@ def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> Non
         "2",
         "--metaworld-dataset-episodes",
         "1",
+        "--pipeline-preset",
+        "tiny",
         "--out",
         str(tmp_path),
     )
@@ -93,8 +96,19 @@ def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> Non
         "metaworld_expert_rollout.png",
         "clevr_imagined_rollout.png",
         "metaworld_imagined_rollout.png",
+        "pipeline_clevr.png",
     ):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The pipeline's table: BC with and without imagined rollouts, on the counterfactual split.
+    assert "| DiscreteBC | Baseline |" in result.stdout
+    assert "| DiscreteBC | +VLGOR |" in result.stdout
+    pipeline = json.loads((tmp_path / "pipeline_clevr.json").read_text())
+    assert pipeline["figures"]["datasets"]["imagined"]["vlgor"] == [
+        "vlgor/clevr/splits-tiny-imagined-rephrasing-v0",
+        "vlgor/clevr/splits-tiny-imagined-counterfactual-v0",
+        "vlgor/clevr/splits-tiny-imagined-hard-v0",
+    ]
+    assert set(pipeline["figures"]["table"]["DiscreteBC"]) == {"baseline", "vlgor"}
 
 
 def test_throughput_benchmark_reports_every_rate() -> None:
@@ -111,3 +125,43 @@ def test_readme_sections_are_replaced_between_markers(tmp_path: Path) -> None:
     assert readme.read_text() == "intro\n<!-- bench:x -->\n| a |\n|---|\n| 1 |\n<!-- /bench:x -->\nend\n"
     with pytest.raises(ValueError, match="no '<!-- bench:y -->' section"):
         replace_readme_section("y", "", readme)
+
+
+def test_vlgor_help_lists_the_pipeline_commands() -> None:
+    result = run(sys.executable, "-m", "vlgor_envs.cli", "--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("collect", "imagination", "imagine", "train", "bench"):
+        assert command in result.stdout
+
+
+def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: Path) -> None:
+    result = run(
+        sys.executable,
+        "-m",
+        "vlgor_envs.cli",
+        "bench",
+        "splits",
+        "--preset",
+        "tiny",
+        "--seeds",
+        "2",
+        "--algos",
+        "DiscreteBC",
+        "--regimes",
+        "baseline",
+        "wo_behavior",
+        "--out",
+        str(tmp_path / "runs"),
+        "--results",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "splits_clevr.json").read_text())
+    table = record["figures"]["table"]["DiscreteBC"]
+    assert set(table) == {"baseline", "wo_behavior"}
+    assert set(table["baseline"]) == {"rephrasing", "counterfactual", "hard"}
+    # Two seeds each, every checkpoint evaluated on every split: the curves the plot draws.
+    runs = record["figures"]["runs"]["DiscreteBC"]["wo_behavior"]
+    assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 5 for run in runs)
+    assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("counterfactual-target-v0")
+    assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

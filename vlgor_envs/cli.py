@@ -1,15 +1,22 @@
-"""The ``vlgor`` command line: one subcommand per job (``vlgor --help`` lists them)."""
+"""The ``vlgor`` command line: one subcommand per job (``vlgor --help`` lists them).
+
+The composition root: the one module that imports every layer, benchmarks included.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Annotated, Literal
 
 import numpy as np
 import tyro
 
+from agents.commands import train_command
+from benchmarks import splits as splits_benchmark
 from vlgor_envs.data.commands import collect_command, datasets_command
 from vlgor_envs.imagination.commands import FinetuneArgs, PretrainArgs, finetune_command, pretrain_command
+from vlgor_envs.imagination.rollouts import imagine_command
 from vlgor_envs.language import Goal, clevr, metaworld
 
 
@@ -61,14 +68,26 @@ def imagination(
         finetune_command(args)
 
 
+def bench() -> None:
+    """Benchmarks: `vlgor bench splits` scores learners with and without imagination on each split."""
+    print("usage: vlgor bench splits [--env clevr] [--algos ...] [--seeds 3] [--preset cpu]; see --help")
+
+
 def main() -> None:
     """Entry point of the ``vlgor`` console script."""
+    if sys.argv[1:3] == ["bench", "splits"]:
+        # A group with one subcommand: tyro would flatten it, so it is dispatched here.
+        splits_benchmark.main(tyro.cli(splits_benchmark.Args, args=sys.argv[3:], prog="vlgor bench splits"))
+        return
     tyro.extras.subcommand_cli_from_dict(
         {
             "splits": splits,
             "collect": collect_command,
             "datasets": datasets_command,
             "imagination": imagination,
+            "imagine": imagine_command,
+            "train": train_command,
+            "bench": bench,
         },
         prog="vlgor",
     )

@@ -14,7 +14,8 @@ images. Where each piece of provenance lives:
   the episode metadata (``dataset.storage.get_episode_metadata([i])``), next to Minari's own
   ``seed`` (episode ``i`` is reset with ``seed + i``) and reward statistics.
 
-Atomicity: collection runs with ``MINARI_DATASETS_PATH`` pointed at a hidden staging folder
+Atomicity (:func:`staged_dataset`, also used by ``vlgor imagine``): collection runs with
+``MINARI_DATASETS_PATH`` pointed at a hidden staging folder
 (``.vlgor-staging-*``) inside the real datasets root, so Minari writes the complete dataset
 there under its final id; only then is its folder renamed into place (one ``rename`` on the
 same file system). Any exception removes the staging folder; a hard kill can leave one
@@ -86,7 +87,8 @@ def _env_entry(env: str) -> tuple[str, str]:
     return ENVS[env]
 
 
-def _make_expert(path: str) -> Any:
+def make_expert(path: str) -> Any:
+    """A new scripted expert from its ``module:Class`` path (the second entry of :data:`ENVS`)."""
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)()
 
@@ -147,7 +149,7 @@ def _minari_root(path: Path) -> Iterator[None]:
             os.environ[_MINARI_ENV_VAR] = previous
 
 
-def _repack_hdf5(path: Path, compression: str) -> None:
+def repack_hdf5(path: Path, compression: str) -> None:
     """Rewrite Minari's hdf5 file with a lossless filter, in place (same groups and attrs).
 
     Minari lets h5py pick chunk shapes, which split the 3 colour channels into chunks of 2
@@ -179,11 +181,54 @@ def _repack_hdf5(path: Path, compression: str) -> None:
     os.replace(packed, path)
 
 
-def _exists_error(dataset_id: str) -> FileExistsError:
+def exists_error(dataset_id: str, command: str = "collect") -> FileExistsError:
+    """The error for an existing ``dataset_id``; it names the fix (``vlgor <command> ... --overwrite``)."""
     return FileExistsError(
         f"dataset {dataset_id!r} already exists in {datasets_root()}; pass overwrite=True "
-        "(`vlgor collect ... --overwrite`) to replace it, or choose another dataset_id"
+        f"(`vlgor {command} ... --overwrite`) to replace it, or choose another dataset_id"
     )
+
+
+@contextlib.contextmanager
+def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -> Iterator[Path]:
+    """Write the dataset ``dataset_id`` atomically (see the module docstring).
+
+    Yields a fresh staging folder with Minari pointed at it; the body writes the complete
+    dataset there under ``dataset_id``. When the body returns, that folder replaces
+    ``<datasets root>/<dataset_id>`` in one rename (creating the namespace if needed); if the
+    body raises, the staging folder is removed and an existing dataset stays untouched.
+
+    Raises:
+        ValueError: Malformed ``dataset_id`` (before anything runs).
+        FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (checked before the
+            body runs and again before the rename); the message names ``vlgor <command>``.
+    """
+    namespace = parse_dataset_id(dataset_id)[0]  # raises on a malformed id
+    root = datasets_root()
+    final = root / dataset_id
+    if final.exists() and not overwrite:
+        raise exists_error(dataset_id, command)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
+    try:
+        with _minari_root(staging):
+            yield staging
+        staged = staging / dataset_id
+        replaced = staging / "replaced"
+        if final.exists():
+            if not overwrite:
+                raise exists_error(dataset_id, command)
+            final.rename(replaced)
+        try:
+            if namespace is not None and namespace not in list_local_namespaces():
+                create_namespace(namespace)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staged.rename(final)
+        except BaseException:
+            if replaced.exists() and not final.exists():
+                replaced.rename(final)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def collect(
@@ -238,54 +283,31 @@ def collect(
     if task is not None and env != "metaworld":
         raise ValueError(f"task= is only supported for env 'metaworld', not {env!r}")
     dataset_id = dataset_id or default_dataset_id(env, split, task)
-    namespace = parse_dataset_id(dataset_id)[0]  # raises on a malformed id
-    root = datasets_root()
-    final = root / dataset_id
-    if final.exists() and not overwrite:
-        raise _exists_error(dataset_id)
     env_kwargs: dict[str, Any] = {"split": split, "image_size": image_size}
     if task is not None:
         env_kwargs["task"] = task
 
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
-    try:
-        with _minari_root(staging):
-            stats = _collect_staged(
-                env_id,
-                expert_path,
-                env_kwargs,
-                dataset_id,
-                episodes,
-                seed,
-                noise,
-                data_format,
-                progress,
-                OBJECT_STATE_INFO[env],
-            )
-            staged = staging / dataset_id
-            if data_format == "hdf5" and compression is not None:
-                for path in (staged / "data").glob("*.hdf5"):
-                    _repack_hdf5(path, compression)
-            packed = compression if data_format == "hdf5" else None
-            minari.MinariDataset(staged / "data").storage.update_metadata(
-                {"vlgor": {"env": env, **stats, "compression": packed}}
-            )
-        replaced = staging / "replaced"
-        if final.exists():
-            if not overwrite:
-                raise _exists_error(dataset_id)
-            final.rename(replaced)
-        try:
-            if namespace is not None and namespace not in list_local_namespaces():
-                create_namespace(namespace)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staged.rename(final)
-        except BaseException:
-            if replaced.exists() and not final.exists():
-                replaced.rename(final)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staged_dataset(dataset_id, overwrite) as staging:
+        stats = _collect_staged(
+            env_id,
+            expert_path,
+            env_kwargs,
+            dataset_id,
+            episodes,
+            seed,
+            noise,
+            data_format,
+            progress,
+            OBJECT_STATE_INFO[env],
+        )
+        staged = staging / dataset_id
+        if data_format == "hdf5" and compression is not None:
+            for path in (staged / "data").glob("*.hdf5"):
+                repack_hdf5(path, compression)
+        packed = compression if data_format == "hdf5" else None
+        minari.MinariDataset(staged / "data").storage.update_metadata(
+            {"vlgor": {"env": env, **stats, "compression": packed}}
+        )
     return minari.load_dataset(dataset_id)
 
 
@@ -302,7 +324,7 @@ def _collect_staged(
     object_state_info: str,
 ) -> dict[str, Any]:
     """Collect into the current Minari root; returns the dataset-level ``vlgor`` metadata."""
-    expert = _make_expert(expert_path)
+    expert = make_expert(expert_path)
     collector = minari.DataCollector(
         gym.make(env_id, **env_kwargs),
         # Minari instantiates the callback class itself, without arguments.

@@ -27,6 +27,8 @@ ENV_SHAPES: dict[str, dict[str, object]] = {
         "state_indices": tuple(range(10)),
         "readout_channels": 8,
         "flow_source": "current",
+        "change_weight": 10.0,
+        "condition_generation": True,
     },
     # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
     "metaworld": {"action_kind": "continuous", "action_dim": 4, "state_indices": tuple(range(7))},

@@ -41,6 +41,16 @@ _MAX_SEED = 2**31 - 1
 _CLEVR_MAX_STEPS = 50
 
 
+def real_env_seed(seed: int) -> int:
+    """The seed the real env is reset with when an imagined env is reset with ``seed``.
+
+    :class:`ImaginedEnv` and each sub-env of :class:`ImaginedVectorEnv` draw it from a
+    generator seeded with ``seed``; resetting the real env with it (and the same ``options``)
+    reproduces the imagined episode's first frame.
+    """
+    return int(np.random.default_rng(seed).integers(_MAX_SEED))
+
+
 def _load_model(env: str, checkpoint: str | Path | None, device: str) -> WorldModel:
     model, _ = load_checkpoint(checkpoint if checkpoint is not None else shipped_checkpoint(env), device)
     if model.cfg.env != env:
@@ -309,6 +319,11 @@ class ImaginedVectorEnv(VectorEnv[dict[str, Any], Any, Any]):
     Sub-env ``i`` reset with seed ``seed + i`` produces what :class:`ImaginedEnv` reset with that
     seed produces. Observations are ``{"image": (N, H, W, 3), "instruction": tuple of str}``;
     ``info`` holds per-env arrays as Gymnasium's vector envs do.
+
+    Partial resets follow Gymnasium's ``SyncVectorEnv``: ``reset(seed=[...], options={"reset_mask":
+    mask, ...})`` resets only the sub-envs where the boolean ``(num_envs,)`` mask is true (each with
+    its entry of the seed list and the remaining options, e.g. its own ``goal``), cancels their
+    pending autoreset, and leaves the others running; ``info`` holds entries of the reset ones only.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -336,21 +351,42 @@ class ImaginedVectorEnv(VectorEnv[dict[str, Any], Any, Any]):
         self._done = np.zeros(num_envs, dtype=bool)
 
     def reset(
-        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        seeds = list(range(seed, seed + self.num_envs)) if isinstance(seed, int) else seed
-        if seeds is not None:
-            self._rngs = [
-                np.random.default_rng(s) if s is not None else np.random.default_rng() for s in seeds
-            ]
-        infos = []
-        self._episodes = []
-        for rng in self._rngs:
-            episode, info = self._core.reset(int(rng.integers(_MAX_SEED)), options)
-            self._episodes.append(episode)
-            infos.append(info)
-        self._done[:] = False
+        seeds: list[int | None] | None = (
+            list(range(seed, seed + self.num_envs)) if isinstance(seed, int) else seed
+        )
+        if seeds is not None and len(seeds) != self.num_envs:
+            raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
+        options = dict(options) if options else {}
+        mask = self._reset_mask(options.pop("reset_mask", None))
+        if mask is not None and not self._episodes:
+            raise RuntimeError("reset every env once before a partial reset with options['reset_mask']")
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        fresh: dict[int, _Episode] = {}
+        for i in range(self.num_envs):
+            if mask is not None and not mask[i]:
+                continue
+            if seeds is not None:
+                self._rngs[i] = np.random.default_rng(seeds[i])
+            fresh[i], infos[i] = self._core.reset(int(self._rngs[i].integers(_MAX_SEED)), options or None)
+            self._done[i] = False
+        if mask is None:
+            self._episodes = [fresh[i] for i in range(self.num_envs)]
+        else:
+            self._episodes = [fresh.get(i, episode) for i, episode in enumerate(self._episodes)]
         return self._observations(), self._stack(infos)
+
+    def _reset_mask(self, mask: Any) -> np.ndarray | None:
+        if mask is None:
+            return None
+        if not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,)):
+            raise ValueError(
+                f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}"
+            )
+        if not mask.any():
+            raise ValueError("options['reset_mask'] resets no env: at least one entry must be True")
+        return mask
 
     def step(self, actions: Any) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         rewards = np.zeros(self.num_envs)

@@ -1,0 +1,192 @@
+"""The paper's policy network (App. A.1) as a d3rlpy encoder over tuple observations.
+
+Observations are the tuples :func:`vlgor_envs.data.d3rlpy_bridge.to_d3rlpy` produces:
+``(image uint8 (3, H, W), instruction embedding float32 (D,))``. Three parts:
+
+- **text**: embedding → Linear 512 → ReLU → Linear 256 → LayerNorm;
+- **vision**: Conv(3→32, k8, s4) → ReLU → Conv(32→64, k4, s2) → ReLU → Conv(64→64, k3, s1)
+  → ReLU → flatten → Linear 256 → LayerNorm;
+- **fusion**: concatenation → Linear 512 → ReLU, the 512-d feature d3rlpy's heads (policy,
+  Q-function, value) sit on. A critic ``Q(s, a)`` (:meth:`create_with_action`) concatenates
+  the action into the fusion layer's input.
+
+The factory is registered with d3rlpy under :data:`ENCODER_TYPE` when this module is
+imported (``import agents`` does it), which ``d3rlpy.load_learnable`` needs to rebuild a
+saved learner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from d3rlpy.models.encoders import EncoderFactory, register_encoder_factory
+from d3rlpy.models.torch import Encoder, EncoderWithAction
+from d3rlpy.serializable_config import CONFIG_STORAGE
+from torch import nn
+
+__all__ = [
+    "ENCODER_TYPE",
+    "VisionLanguageEncoder",
+    "VisionLanguageEncoderFactory",
+    "VisionLanguageEncoderWithAction",
+    "split_observation_shape",
+]
+
+#: Name of the factory in d3rlpy's encoder registry (and in saved ``.d3`` configs).
+ENCODER_TYPE = "vlgor_vision_language"
+
+#: Conv stack of the vision branch: ``(out_channels, kernel, stride)`` (Nature-DQN shape).
+_CONVS: tuple[tuple[int, int, int], ...] = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+#: Smallest image side the conv stack accepts: 36 -> 8 -> 3 -> 1.
+_MIN_IMAGE_SIZE = 36
+
+
+def split_observation_shape(observation_shape: Any) -> tuple[tuple[int, int, int], int]:
+    """``((C, H, W), D)`` from d3rlpy's tuple-observation shape ``[(C, H, W), (D,)]``.
+
+    d3rlpy passes tuples when a learner is built from a dataset and lists after a saved
+    config is deserialised; both are accepted.
+
+    Raises:
+        ValueError: The shape is not one image shape and one vector shape.
+    """
+    ok = (
+        isinstance(observation_shape, Sequence)
+        and len(observation_shape) == 2
+        and all(isinstance(s, Sequence) for s in observation_shape)
+        and len(observation_shape[0]) == 3
+        and len(observation_shape[1]) == 1
+    )
+    if not ok:
+        raise ValueError(
+            f"the vision-language encoder needs tuple observations (image (C, H, W), embedding (D,)) "
+            f"as vlgor_envs.data.to_d3rlpy makes them; got observation shape {observation_shape!r}"
+        )
+    channels, height, width = (int(v) for v in observation_shape[0])
+    return (channels, height, width), int(observation_shape[1][0])
+
+
+class _VisionLanguageTrunk(nn.Module):
+    """Text and vision branches; returns their concatenated features (unfused)."""
+
+    def __init__(
+        self, image_shape: tuple[int, int, int], embedding_dim: int, cfg: VisionLanguageEncoderFactory
+    ) -> None:
+        super().__init__()
+        self.text = nn.Sequential(
+            nn.Linear(embedding_dim, cfg.text_hidden_size),
+            nn.ReLU(),
+            nn.Linear(cfg.text_hidden_size, cfg.text_feature_size),
+            nn.LayerNorm(cfg.text_feature_size),
+        )
+        layers: list[nn.Module] = []
+        channels = image_shape[0]
+        for out_channels, kernel, stride in _CONVS:
+            layers += [nn.Conv2d(channels, out_channels, kernel_size=kernel, stride=stride), nn.ReLU()]
+            channels = out_channels
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        try:
+            with torch.no_grad():
+                flat = int(self.convs(torch.zeros(1, *image_shape)).shape[1])
+        except RuntimeError as exc:
+            raise ValueError(
+                f"images of shape {image_shape} are too small for the encoder's convolutions "
+                f"(kernels 8, 4, 3 at strides 4, 2, 1 need at least {_MIN_IMAGE_SIZE} pixels a side)"
+            ) from exc
+        self.vision = nn.Sequential(
+            nn.Linear(flat, cfg.vision_feature_size), nn.LayerNorm(cfg.vision_feature_size)
+        )
+        self.output_size = cfg.text_feature_size + cfg.vision_feature_size
+
+    def forward(self, x: Sequence[torch.Tensor]) -> torch.Tensor:
+        if not (isinstance(x, Sequence) and len(x) == 2):
+            raise ValueError("the vision-language encoder needs observations (image, embedding)")
+        image, embedding = x
+        # d3rlpy hands over pixels as floats in 0..255 (uint8 cast to float, never scaled).
+        pixels = image.float() / 255.0
+        return torch.cat([self.vision(self.convs(pixels)), self.text(embedding.float())], dim=1)
+
+
+class VisionLanguageEncoder(Encoder):
+    """State encoder ``(image, embedding) -> feature`` of the paper's policy network."""
+
+    def __init__(self, observation_shape: Any, cfg: VisionLanguageEncoderFactory | None = None) -> None:
+        super().__init__()
+        cfg = cfg or VisionLanguageEncoderFactory()
+        image_shape, embedding_dim = split_observation_shape(observation_shape)
+        self.trunk = _VisionLanguageTrunk(image_shape, embedding_dim, cfg)
+        self.fusion = nn.Sequential(nn.Linear(self.trunk.output_size, cfg.feature_size), nn.ReLU())
+
+    def forward(self, x: Any) -> torch.Tensor:
+        return self.fusion(self.trunk(x))
+
+
+class VisionLanguageEncoderWithAction(EncoderWithAction):
+    """State-action encoder ``(image, embedding), action -> feature`` for ``Q(s, a)`` critics.
+
+    Discrete actions (indices) are one-hot encoded before they join the fusion layer.
+    """
+
+    def __init__(
+        self,
+        observation_shape: Any,
+        action_size: int,
+        discrete_action: bool = False,
+        cfg: VisionLanguageEncoderFactory | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = cfg or VisionLanguageEncoderFactory()
+        image_shape, embedding_dim = split_observation_shape(observation_shape)
+        self.action_size = action_size
+        self.discrete_action = discrete_action
+        self.trunk = _VisionLanguageTrunk(image_shape, embedding_dim, cfg)
+        self.fusion = nn.Sequential(
+            nn.Linear(self.trunk.output_size + action_size, cfg.feature_size), nn.ReLU()
+        )
+
+    def forward(self, x: Any, action: torch.Tensor) -> torch.Tensor:
+        if self.discrete_action:
+            action = F.one_hot(action.view(-1).long(), num_classes=self.action_size).float()
+        return self.fusion(torch.cat([self.trunk(x), action], dim=1))
+
+
+@dataclasses.dataclass()
+class VisionLanguageEncoderFactory(EncoderFactory):
+    """d3rlpy encoder factory of the paper's policy network (App. A.1).
+
+    Pass it as ``encoder_factory`` (or ``actor_encoder_factory``, ``critic_encoder_factory``,
+    ...) of any d3rlpy config; :func:`agents.registry.make_algorithm` does so for every
+    network. The defaults are the paper's sizes.
+
+    Args:
+        text_hidden_size: Hidden width of the text MLP.
+        text_feature_size: Text feature width (after LayerNorm).
+        vision_feature_size: Vision feature width (after LayerNorm).
+        feature_size: Width of the fused feature, what the heads see.
+    """
+
+    text_hidden_size: int = 512
+    text_feature_size: int = 256
+    vision_feature_size: int = 256
+    feature_size: int = 512
+
+    def create(self, observation_shape: Any) -> VisionLanguageEncoder:
+        return VisionLanguageEncoder(observation_shape, self)
+
+    def create_with_action(
+        self, observation_shape: Any, action_size: int, discrete_action: bool = False
+    ) -> VisionLanguageEncoderWithAction:
+        return VisionLanguageEncoderWithAction(observation_shape, action_size, discrete_action, self)
+
+    @staticmethod
+    def get_type() -> str:
+        return ENCODER_TYPE
+
+
+# d3rlpy's registry asserts on a second registration (a module reload, importlib tricks).
+if ENCODER_TYPE not in CONFIG_STORAGE[EncoderFactory].config_list:
+    register_encoder_factory(VisionLanguageEncoderFactory)

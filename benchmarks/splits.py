@@ -1,0 +1,341 @@
+"""``vlgor bench splits``: success on each unseen-task split, with and without imagination.
+
+Paper §4 (Fig. 4, Fig. 6, Table 2). For every algorithm, data regime and seed, a d3rlpy
+learner trains on the real train-split dataset alone (*baseline*) or on real plus imagined
+rollouts at a fixed 1:1 ratio in every batch (*+VLGOR* and its two ablations), then each of
+its last checkpoints is evaluated in the **real** env on the rephrasing, counterfactual and
+hard instructions. A run's figure is the mean over its last five checkpoints (as the paper
+does); the table gives mean ± std over seeds.
+
+Data regimes (imagined datasets written by :func:`vlgor_envs.imagination.rollouts.imagine`
+from counterfactual prompts, with the shipped imagination model):
+
+- ``baseline``: real data only;
+- ``vlgor``: + imagined rollouts for rephrased, counterfactual (target and behaviour edits)
+  and hard instructions;
+- ``wo_target``: as ``vlgor`` but counterfactual prompts edit only the behaviour
+  (Table 2 "w/o target");
+- ``wo_behavior``: counterfactual prompts edit only the target (Table 2 "w/o behavior").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+import d3rlpy
+import minari
+import numpy as np
+import torch
+from matplotlib import pyplot as plt
+
+from agents import d3rlpy_policy, evaluate, train
+from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
+from vlgor_envs.data.collect import collect, list_datasets
+from vlgor_envs.imagination.rollouts import imagine
+
+NAME = "splits"
+EVAL_SPLITS = ("rephrasing", "counterfactual", "hard")
+#: Seeds of evaluation episodes: far from every dataset's seeds.
+EVAL_SEED = 2_000_000
+REAL_ENV_IDS = {"clevr": "VLGOR-CLEVR-v0", "metaworld": "VLGOR-MetaWorld-v0"}
+DEFAULT_ALGOS = {"clevr": ("DiscreteBC", "DiscreteCQL"), "metaworld": ("BC", "TD3PlusBC")}
+#: Imagined (split, edits) sources of each data regime.
+REGIMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "baseline": (),
+    "vlgor": (("rephrasing", "both"), ("counterfactual", "both"), ("hard", "both")),
+    "wo_target": (("rephrasing", "both"), ("counterfactual", "behavior"), ("hard", "both")),
+    "wo_behavior": (("rephrasing", "both"), ("counterfactual", "target"), ("hard", "both")),
+}
+REGIME_LABELS = {
+    "baseline": "Baseline",
+    "vlgor": "+VLGOR",
+    "wo_target": "w/o target",
+    "wo_behavior": "w/o behavior",
+}
+#: The paper's Table 2 (BC on CLEVR-Robot and Meta-World), success %.
+PAPER_TABLE_2 = {
+    "clevr": {
+        "baseline": (25.3, 15.2, 1.2),
+        "wo_target": (40.6, 36.3, 14.3),
+        "wo_behavior": (39.8, 35.6, 13.1),
+        "vlgor": (41.7, 39.3, 19.3),
+    },
+    "metaworld": {
+        "baseline": (13.6, 5.9, 3.8),
+        "wo_target": (21.8, 22.4, 13.1),
+        "wo_behavior": (20.3, 20.9, 11.8),
+        "vlgor": (23.6, 25.6, 17.8),
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Sizes of one benchmark run."""
+
+    real_episodes: int
+    #: Imagined rollouts per (split, edits) source.
+    imagined_rollouts: dict[str, int]
+    steps: int
+    #: Checkpoints saved evenly over training; the last five make the table.
+    checkpoints: int
+    eval_episodes: int
+    batch_size: int = 128
+
+
+PRESETS: dict[str, Preset] = {
+    # Smoke test of the whole loop (tests).
+    "tiny": Preset(4, {"rephrasing": 2, "counterfactual": 2, "hard": 2}, 10, 5, 2, batch_size=8),
+    # `make demo`: a few minutes.
+    "demo": Preset(200, {"rephrasing": 0, "counterfactual": 200, "hard": 0}, 1000, 5, 30),
+    # The full CLEVR table (2 algorithms x 4 regimes x 3 seeds) on 2 CPU cores.
+    "cpu": Preset(1200, {"rephrasing": 200, "counterfactual": 400, "hard": 200}, 2000, 6, 20),
+    # The paper's sizes (App. A): 6,400 real rollouts, 5,400 / 6,400 / 1,680 imagined; a GPU.
+    "paper": Preset(
+        6400, {"rephrasing": 5400, "counterfactual": 6400, "hard": 1680}, 100_000, 50, 100, batch_size=128
+    ),
+}
+
+
+@dataclasses.dataclass
+class Args:
+    """Train d3rlpy learners with and without imagined rollouts and evaluate them on the splits."""
+
+    env: Literal["clevr", "metaworld"] = "clevr"
+    algos: tuple[str, ...] | None = None
+    """d3rlpy algorithm names (default: DiscreteBC DiscreteCQL for CLEVR, BC TD3PlusBC for Meta-World)."""
+    seeds: int = 3
+    """Seeds per (algorithm, regime): 0 .. seeds-1."""
+    preset: Literal["tiny", "demo", "cpu", "paper"] = "cpu"
+    """Sizes: `cpu` fits the CLEVR table in about 90 minutes here, `paper` is for a GPU."""
+    regimes: tuple[str, ...] = ("baseline", "vlgor", "wo_target", "wo_behavior")
+    """Data regimes to compare (see the module docstring)."""
+    eval_splits: tuple[str, ...] = EVAL_SPLITS
+    out: Path = Path("out/bench/splits")
+    """Run directories (learners, logs) go here."""
+    fresh_data: bool = False
+    """Collect and imagine the datasets again even where they exist (after a model change)."""
+    device: str = "cpu:0"
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+    results: Path = RESULTS_DIR
+    """Where <name>_<env>.json and .png go."""
+    name: str = NAME
+
+
+def _ensure_real(env: str, preset: str, episodes: int, fresh: bool) -> str:
+    dataset_id = f"vlgor/{env}/splits-{preset}-real-train-v0"
+    if fresh or dataset_id not in list_datasets():
+        collect(env, "train", episodes, seed=0, dataset_id=dataset_id, overwrite=True)
+    return dataset_id
+
+
+def _ensure_imagined(
+    env: str, preset: str, split: str, edits: str, rollouts: int, seed: int, fresh: bool
+) -> str:
+    suffix = "" if edits == "both" else f"-{edits}"
+    dataset_id = f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}-v0"
+    if fresh or dataset_id not in list_datasets():
+        imagine(
+            env, split=split, rollouts=rollouts, seed=seed, edits=edits, dataset_id=dataset_id, overwrite=True
+        )
+    return dataset_id
+
+
+def regime_datasets(args: Args, preset: Preset) -> tuple[str, dict[str, list[str]]]:
+    """The real dataset id and each regime's imagined dataset ids, made where missing."""
+    unknown = set(args.regimes) - set(REGIMES)
+    if unknown:
+        raise ValueError(f"unknown regimes {sorted(unknown)}; choose from {sorted(REGIMES)}")
+    real = _ensure_real(args.env, args.preset, preset.real_episodes, args.fresh_data)
+    made: dict[tuple[str, str], str] = {}
+    imagined: dict[str, list[str]] = {}
+    for regime in args.regimes:
+        for split, edits in REGIMES[regime]:
+            rollouts = preset.imagined_rollouts.get(split, 0)
+            if rollouts > 0 and (split, edits) not in made:
+                # One seed per split, so an edit ablation starts from the same real frames.
+                seed = 10_000 * (1 + EVAL_SPLITS.index(split))
+                made[split, edits] = _ensure_imagined(
+                    args.env, args.preset, split, edits, rollouts, seed, args.fresh_data
+                )
+        imagined[regime] = [made[source] for source in REGIMES[regime] if source in made]
+        if regime != "baseline" and not imagined[regime]:
+            raise ValueError(f"preset {args.preset!r} imagines no rollouts for regime {regime!r}")
+    return real, imagined
+
+
+def run_one(
+    args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
+) -> dict[str, Any]:
+    """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
+    run_dir = args.out / args.env / algo / regime / f"seed{seed}"
+    started = time.perf_counter()
+    run = train(
+        [real],
+        imagined,
+        algo=algo,
+        steps=preset.steps,
+        run_dir=run_dir,
+        seed=seed,
+        save_every=max(1, preset.steps // preset.checkpoints),
+        batch_size=preset.batch_size,
+        device=args.device,
+        overwrite=True,
+        progress=False,
+    )
+    trained = time.perf_counter() - started
+    curves: dict[str, list[tuple[int, float]]] = {split: [] for split in args.eval_splits}
+    for path in run.checkpoints:
+        step = int(path.stem.removeprefix("model_"))
+        learner = d3rlpy.load_learnable(str(path), device=args.device)
+        policy = d3rlpy_policy(learner)
+        for index, split in enumerate(args.eval_splits):
+            evaluation = evaluate(
+                policy,
+                REAL_ENV_IDS[args.env],
+                split,
+                preset.eval_episodes,
+                seed=EVAL_SEED + 100_000 * index,
+            )
+            curves[split].append((step, evaluation.success_rate))
+    last = {split: float(np.mean([s for _, s in points[-5:]])) for split, points in curves.items()}
+    print(
+        f"{algo} {regime} seed {seed}: "
+        + ", ".join(f"{split} {100 * value:.1f}%" for split, value in last.items())
+        + f" (train {trained:.0f} s, total {time.perf_counter() - started:.0f} s)"
+    )
+    return {"curves": curves, "last_five": last, "train_seconds": trained}
+
+
+def measure(args: Args) -> dict[str, Any]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    preset = PRESETS[args.preset]
+    algos = args.algos or DEFAULT_ALGOS[args.env]
+    started = time.perf_counter()
+    real, imagined = regime_datasets(args, preset)
+    data_seconds = time.perf_counter() - started
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for algo in algos:
+        runs[algo] = {}
+        for regime in args.regimes:
+            runs[algo][regime] = [
+                run_one(args, preset, algo, regime, seed, real, imagined[regime])
+                for seed in range(args.seeds)
+            ]
+    table = {
+        algo: {
+            regime: {
+                split: {
+                    "mean": float(np.mean([r["last_five"][split] for r in results])),
+                    "std": float(np.std([r["last_five"][split] for r in results])),
+                }
+                for split in args.eval_splits
+            }
+            for regime, results in regimes.items()
+        }
+        for algo, regimes in runs.items()
+    }
+    return {
+        "datasets": {
+            "real": real,
+            "imagined": imagined,
+            "sizes": _dataset_sizes([real, *(i for ids in imagined.values() for i in ids)]),
+        },
+        "table": table,
+        "runs": runs,
+        "seconds": {"data": data_seconds, "total": time.perf_counter() - started},
+    }
+
+
+def _dataset_sizes(ids: Sequence[str]) -> dict[str, Any]:
+    sizes: dict[str, Any] = {}
+    for dataset_id in dict.fromkeys(ids):
+        dataset = minari.load_dataset(dataset_id)
+        metadata = dataset.storage.metadata.get("vlgor", {})
+        sizes[dataset_id] = {
+            "episodes": int(dataset.total_episodes),
+            "steps": int(dataset.total_steps),
+            "imagined_success_rate": metadata.get("imagined_success_rate")
+            if isinstance(metadata, dict)
+            else None,
+        }
+    return sizes
+
+
+def plot(figures: dict[str, Any], env: str, path: Path) -> None:
+    """Fig. 4-style bars (success per split) and Fig. 6-style curves (counterfactual split)."""
+    table, runs = figures["table"], figures["runs"]
+    algos = list(table)
+    splits = list(next(iter(next(iter(table.values())).values())))
+    fig, axes = plt.subplots(2, len(algos), figsize=(5.2 * len(algos), 7.0), squeeze=False)
+    for column, algo in enumerate(algos):
+        regimes = list(table[algo])
+        width = 0.8 / len(regimes)
+        ax = axes[0][column]
+        for k, regime in enumerate(regimes):
+            means = [100 * table[algo][regime][s]["mean"] for s in splits]
+            halves = [50 * table[algo][regime][s]["std"] for s in splits]
+            ax.bar(np.arange(len(splits)) + k * width, means, width, yerr=halves, label=REGIME_LABELS[regime])
+        ax.set_xticks(np.arange(len(splits)) + width * (len(regimes) - 1) / 2, splits)
+        ax.set_ylabel("success (%)")
+        ax.set_title(f"{env}: {algo} (last five checkpoints; bars ± std/2)")
+        ax.legend(fontsize=8)
+        ax = axes[1][column]
+        curve_split = "counterfactual" if "counterfactual" in splits else splits[0]
+        for regime in regimes:
+            curves = np.array([[s for _, s in r["curves"][curve_split]] for r in runs[algo][regime]])
+            steps = [step for step, _ in runs[algo][regime][0]["curves"][curve_split]]
+            mean, half = 100 * curves.mean(axis=0), 50 * curves.std(axis=0)
+            ax.plot(steps, mean, label=REGIME_LABELS[regime])
+            ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"{curve_split} success (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def readme_table(result: dict[str, Any]) -> str:
+    """Table 2 style: success % (mean ± std over seeds) beside the paper's numbers."""
+    env = result["config"]["env"]
+    figures = result["figures"]
+    splits = result["config"]["eval_splits"]
+    rows = []
+    for algo, regimes in figures["table"].items():
+        for regime, by_split in regimes.items():
+            rows.append(
+                [
+                    algo,
+                    REGIME_LABELS[regime],
+                    *(f"{100 * by_split[s]['mean']:.1f} ± {100 * by_split[s]['std']:.1f}" for s in splits),
+                ]
+            )
+    paper = PAPER_TABLE_2.get(env, {})
+    for regime, values in paper.items():
+        rows.append(["paper (BC)", REGIME_LABELS[regime], *(f"{v:.1f}" for v in values)])
+    config = result["config"]
+    return (
+        markdown_table(["algorithm", "data", *splits], rows)
+        + f"\n\nSuccess % in the real env, mean ± std over {config['seeds']} seeds of the mean over the "
+        + f"last five checkpoints; preset `{config['preset']}`. {provenance(result)}"
+    )
+
+
+def main(args: Args) -> Path:
+    figures = measure(args)
+    name = f"{args.name}_{args.env}"
+    path = write_result(name, args, figures, args.results)
+    plot(figures, args.env, args.results / f"{name}.png")
+    print(readme_table(json.loads(path.read_text())))
+    return path

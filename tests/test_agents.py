@@ -1,0 +1,434 @@
+"""agents: the paper's encoder, the algorithm registry, evaluation, training runs and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import d3rlpy
+import minari
+import numpy as np
+import pytest
+import torch
+from d3rlpy.dataset import MDPDataset
+from d3rlpy.logging import NoopAdapterFactory
+from d3rlpy.models.encoders import EncoderFactory
+from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
+from d3rlpy.serializable_config import CONFIG_STORAGE
+from torch import nn
+
+import agents
+from agents import (
+    ALGORITHMS,
+    ENCODER_TYPE,
+    VisionLanguageEncoderFactory,
+    build_dataset,
+    d3rlpy_policy,
+    evaluate,
+    make_algorithm,
+    make_config,
+    train,
+)
+from vlgor_envs.clevr.expert import ClevrExpert
+from vlgor_envs.data import collect
+from vlgor_envs.data.d3rlpy_bridge import MixedDataset, to_d3rlpy
+from vlgor_envs.language import TextEncoder, default_text_encoder
+
+REAL_ID = "vlgor/clevr/real-train-v0"
+NOISY_ID = "vlgor/clevr/imagined-noisy-v0"
+SHAPE = [(3, 64, 64), (384,)]
+#: Tiny runs: few steps, small batches, two evaluation episodes.
+TINY: dict[str, Any] = {"steps": 4, "batch_size": 8, "progress": False}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)  # the machine's other core is busy; also keeps runs bitwise equal
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return default_text_encoder()
+
+
+@pytest.fixture(scope="module")
+def real(minari_root: Path) -> minari.MinariDataset:
+    return collect("clevr", "train", 4, 0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def noisy(minari_root: Path) -> minari.MinariDataset:
+    """Random actions, standing in for an imagined dataset (a second source of another size)."""
+    return collect("clevr", "train", 3, 100, noise=1.0, dataset_id=NOISY_ID, progress=False)
+
+
+@pytest.fixture(scope="module")
+def observations(real: minari.MinariDataset, encoder: TextEncoder) -> list[np.ndarray]:
+    episode = to_d3rlpy(real, encoder).episodes[0]
+    return [episode.observations[0][:5].copy(), np.ascontiguousarray(episode.observations[1][:5])]
+
+
+def _q_values(algo: Any, observations: list[np.ndarray]) -> np.ndarray:
+    actions = np.arange(len(observations[0])) % 40
+    return np.asarray(algo.predict_value(observations, actions))
+
+
+@pytest.fixture(scope="module")
+def run(
+    tmp_path_factory: pytest.TempPathFactory,
+    real: minari.MinariDataset,
+    noisy: minari.MinariDataset,
+    encoder: TextEncoder,
+) -> agents.TrainResult:
+    """DiscreteCQL on real + 'imagined' data with checkpoints and a learning curve."""
+    return train(
+        [REAL_ID],
+        [NOISY_ID],
+        algo="DiscreteCQL",
+        run_dir=tmp_path_factory.mktemp("runs") / "cql",
+        seed=3,
+        eval_split="counterfactual",
+        eval_every=2,
+        eval_episodes=2,
+        save_every=2,
+        text_encoder=encoder,
+        **TINY,
+    )
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+def test_encoder_is_the_papers_network() -> None:
+    torch.manual_seed(0)
+    factory = VisionLanguageEncoderFactory()
+    network = factory.create(SHAPE)
+    convs = [m for m in network.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (3, 32, (8, 8), (4, 4)),
+        (32, 64, (4, 4), (2, 2)),
+        (64, 64, (3, 3), (1, 1)),
+    ]
+    text_linears = [m for m in network.trunk.text if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in text_linears] == [(384, 512), (512, 256)]
+    assert isinstance(network.trunk.text[-1], nn.LayerNorm) and isinstance(
+        network.trunk.vision[-1], nn.LayerNorm
+    )
+    assert network.trunk.vision[0].out_features == 256
+    assert (network.fusion[0].in_features, network.fusion[0].out_features) == (512, 512)
+
+    # d3rlpy hands uint8 pixels over as floats in 0..255; the encoder scales them itself
+    image = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    embedding = torch.randn(2, 384)
+    features = network([image.float(), embedding])
+    assert features.shape == (2, 512) and (features >= 0).all()  # fused through a ReLU
+    torch.testing.assert_close(network([image, embedding]), features)
+    assert not torch.allclose(network([image.float() / 255.0, embedding]), features)
+
+    # saved configs come back with lists for shapes
+    small = factory.create([[3, 48, 48], [16]])
+    assert small([torch.zeros(1, 3, 48, 48), torch.zeros(1, 16)]).shape == (1, 512)
+    with pytest.raises(ValueError, match="tuple observations"):
+        factory.create((3, 64, 64))
+    with pytest.raises(ValueError, match="too small"):
+        factory.create([(3, 32, 32), (384,)])
+
+
+def test_encoder_with_action_shapes() -> None:
+    factory = VisionLanguageEncoderFactory(feature_size=64)
+    observation = [torch.rand(3, 3, 64, 64) * 255, torch.randn(3, 384)]
+    continuous = factory.create_with_action(SHAPE, 4)
+    assert continuous(observation, torch.rand(3, 4) * 2 - 1).shape == (3, 64)
+    discrete = factory.create_with_action(SHAPE, 40, discrete_action=True)
+    assert discrete.fusion[0].in_features == 512 + 40  # one-hot actions join the fusion layer
+    assert discrete(observation, torch.tensor([[0], [7], [39]])).shape == (3, 64)
+    # different actions, different features: the action is really used
+    one, other = discrete(observation, torch.zeros(3, 1)), discrete(observation, torch.ones(3, 1))
+    assert not torch.allclose(one, other)
+
+
+def test_encoder_is_registered_with_d3rlpy() -> None:
+    assert CONFIG_STORAGE[EncoderFactory].config_list[ENCODER_TYPE] is VisionLanguageEncoderFactory
+
+
+def test_continuous_learners_fit_with_the_encoder() -> None:
+    """A TD3+BC actor and its Q(s, a) critics built and fitted on tuple observations."""
+    rng = np.random.default_rng(0)
+    steps = 12
+    dataset = MDPDataset(
+        observations=[
+            rng.integers(0, 256, (steps, 3, 64, 64), dtype=np.uint8),
+            rng.standard_normal((steps, 384)).astype(np.float32),
+        ],
+        actions=rng.uniform(-1, 1, (steps, 4)).astype(np.float32),
+        rewards=rng.standard_normal(steps).astype(np.float32),
+        terminals=np.eye(1, steps, steps - 1, dtype=np.float32)[0],
+    )
+    algo = make_algorithm("TD3PlusBC", "continuous", steps=2, batch_size=4)
+    algo.fit(
+        dataset, n_steps=2, n_steps_per_epoch=2, logger_adapter=NoopAdapterFactory(), show_progress=False
+    )
+    observation = [dataset.episodes[0].observations[0][:3], dataset.episodes[0].observations[1][:3]]
+    actions = algo.predict(observation)
+    assert actions.shape == (3, 4) and (np.abs(actions) <= 1).all()
+    assert algo.predict_value(observation, actions).shape == (3,)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_registry_names_and_errors() -> None:
+    assert {"DiscreteBC", "DiscreteCQL", "DQN", "DoubleDQN", "DiscreteSAC", "NFQ"} <= set(
+        ALGORITHMS["discrete"]
+    )
+    assert {"BC", "TD3PlusBC", "CQL", "IQL", "AWAC"} <= set(ALGORITHMS["continuous"])
+    assert not set(ALGORITHMS["discrete"]) & set(ALGORITHMS["continuous"])
+    with pytest.raises(ValueError, match=r"unknown algorithm 'Nope'.*DiscreteBC"):
+        make_config("Nope", "discrete", 10)
+    with pytest.raises(ValueError, match=r"CQL learns continuous actions.*DiscreteCQL"):
+        make_config("CQL", "discrete", 10)
+    with pytest.raises(ValueError, match=r"DiscreteBC learns discrete actions.*TD3PlusBC"):
+        make_config("DiscreteBC", "continuous", 10)
+    with pytest.raises(ValueError, match=r"no field\(s\) \['alhpa'\]"):
+        make_config("DiscreteCQL", "discrete", 10, alhpa=1.0)
+    with pytest.raises(ValueError, match="continuous-action learner"):
+        make_config(d3rlpy.algos.BCConfig(), "discrete", 10)
+
+
+def test_user_config_is_used_as_given() -> None:
+    config = d3rlpy.algos.DiscreteBCConfig(batch_size=3, learning_rate=1e-2)
+    algo = make_algorithm(config, "discrete", steps=10)
+    assert algo.config is config
+    assert make_config("DiscreteBCConfig", "discrete", 10).batch_size == 128  # the class name works too
+
+
+def test_paper_defaults_cosine_schedule_and_encoders() -> None:
+    cql = make_config("DiscreteCQL", "discrete", steps=1000)
+    assert isinstance(cql, d3rlpy.algos.DiscreteCQLConfig)
+    assert (cql.batch_size, cql.learning_rate, cql.alpha) == (128, 3e-4, 10.0)
+    schedule = cql.optim_factory.lr_scheduler_factory
+    assert isinstance(schedule, CosineAnnealingLRFactory)
+    assert (schedule.T_max, schedule.eta_min) == (1000, 1e-6)
+    assert isinstance(cql.encoder_factory, VisionLanguageEncoderFactory)
+    assert make_config("DiscreteCQL", "discrete", 10, alpha=2.0).alpha == 2.0  # a caller's value wins
+
+    td3 = make_config("TD3PlusBC", "continuous", steps=1000)
+    assert td3.actor_learning_rate == td3.critic_learning_rate == 3e-4  # d3rlpy's actor default is 1e-4
+    # the actor steps every second update, so its schedule is half as long
+    assert td3.actor_optim_factory.lr_scheduler_factory.T_max == 500
+    assert td3.critic_optim_factory.lr_scheduler_factory.T_max == 1000
+    iql = make_config("IQL", "continuous", steps=10)
+    for field in ("actor_encoder_factory", "critic_encoder_factory", "value_encoder_factory"):
+        assert isinstance(getattr(iql, field), VisionLanguageEncoderFactory), field
+
+
+def test_learning_rate_anneals_to_the_minimum(run: agents.TrainResult) -> None:
+    optimizer = run.algo.impl.q_function_optim
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-6)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def test_evaluate_expert_succeeds_and_random_does_not() -> None:
+    expert = ClevrExpert()
+    scripted = evaluate(lambda _, info: expert.act(info), "clevr", "train", 6, seed=0, pass_info=True)
+    assert scripted.success_rate == 1.0 and scripted.episodes == 6
+    assert scripted.env_id == "VLGOR-CLEVR-v0" and max(scripted.lengths) < 50
+    assert all(r > 0 for r in scripted.returns)
+    rng = np.random.default_rng(0)
+    random = evaluate(lambda _: int(rng.integers(40)), "VLGOR-CLEVR-v0", "train", 6, seed=0)
+    assert random.success_rate < 0.3
+    # same seeds, same goals: episode i is reset with seed + i whatever the policy
+    assert random.instructions == scripted.instructions and len(set(scripted.instructions)) > 1
+    assert json.loads(json.dumps(random.to_json()))["success_rate"] == random.success_rate
+    with pytest.raises(ValueError, match="episodes"):
+        evaluate(lambda _: 0, "clevr", "train", 0)
+
+
+def test_d3rlpy_policy_feeds_the_training_tuple(run: agents.TrainResult, real: minari.MinariDataset) -> None:
+    policy = d3rlpy_policy(run.algo)
+    episode = next(real.iterate_episodes())
+    observation = {
+        "image": episode.observations["image"][0],
+        "instruction": episode.observations["instruction"][0],
+    }
+    action = policy(observation)
+    assert isinstance(action, int) and 0 <= action < 40
+    buffer = to_d3rlpy(real)
+    expected = run.algo.predict(
+        [buffer.episodes[0].observations[0][:1], buffer.episodes[0].observations[1][:1]]
+    )
+    assert action == int(expected[0])
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_mixed_batches_keep_the_ratio(
+    real: minari.MinariDataset, noisy: minari.MinariDataset, encoder: TextEncoder
+) -> None:
+    mixed = build_dataset([REAL_ID], [noisy], ratio=(1.0, 3.0), text_encoder=encoder)
+    assert isinstance(mixed, MixedDataset) and mixed.sources == (REAL_ID, NOISY_ID)
+    for _ in range(10):
+        assert np.bincount(mixed.source_of(mixed.sample_transition_indices(16)), minlength=2).tolist() == [
+            4,
+            12,
+        ]
+    # two real datasets share the real half by size, so real transitions stay uniform
+    both = build_dataset([REAL_ID, noisy], [REAL_ID], ratio=(1.0, 1.0), text_encoder=encoder)
+    real_steps, noisy_steps = real.total_steps, noisy.total_steps
+    np.testing.assert_allclose(
+        both.weights, [real_steps / (real_steps + noisy_steps), noisy_steps / (real_steps + noisy_steps), 1.0]
+    )
+    assert not isinstance(build_dataset([REAL_ID], text_encoder=encoder), MixedDataset)
+
+
+def test_train_writes_the_run_folder(run: agents.TrainResult) -> None:
+    folder = run.run_dir
+    names = {p.name for p in folder.iterdir()}
+    assert {
+        "config.json",
+        "d3rlpy",
+        "model.d3",
+        "model_2.d3",
+        "model_4.d3",
+        "metrics.json",
+        "metrics.csv",
+    } <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert run.model == folder / "model.d3" and run.checkpoints == (
+        folder / "model_2.d3",
+        folder / "model_4.d3",
+    )
+    config = json.loads((folder / "config.json").read_text())
+    assert config["algo"] == "DiscreteCQL" and config["seed"] == 3 and config["steps"] == 4
+    assert [s["per_batch"] for s in config["sources"]] == [4, 4]  # 1:1 of a batch of 8
+    assert config["algorithm_config"]["params"]["encoder_factory"]["type"] == ENCODER_TYPE
+    # d3rlpy's own logs, with the evaluation at each epoch end
+    assert (folder / "d3rlpy" / "params.json").is_file() and (folder / "d3rlpy" / "loss.csv").is_file()
+    logged = np.loadtxt(folder / "d3rlpy" / "success.csv", delimiter=",", ndmin=2)
+    assert logged[:, 1].tolist() == [2, 4]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert [p["step"] for p in metrics["curve"]] == [2, 4] and metrics["split"] == "counterfactual"
+    assert [r for _, r in run.curve] == logged[:, 2].tolist()
+    assert run.evaluation is not None and run.evaluation.episodes == 2
+    assert (folder / "metrics.csv").read_text().splitlines()[0] == "step,success_rate"
+
+
+def test_saved_learner_loads_in_a_fresh_process(
+    run: agents.TrainResult, observations: list[np.ndarray], tmp_path: Path
+) -> None:
+    np.savez(tmp_path / "obs.npz", image=observations[0], embedding=observations[1])
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, torch, d3rlpy
+        torch.set_num_threads(1)
+        import agents  # registers the encoder factory
+        algo = d3rlpy.load_learnable({str(run.model)!r})
+        data = np.load({str(tmp_path / "obs.npz")!r})
+        obs = [data["image"], data["embedding"]]
+        np.save({str(tmp_path / "actions.npy")!r}, algo.predict(obs))
+        np.save({str(tmp_path / "values.npy")!r}, algo.predict_value(obs, np.arange(len(obs[0])) % 40))
+        """
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "actions.npy"), run.algo.predict(observations))
+    np.testing.assert_array_equal(np.load(tmp_path / "values.npy"), _q_values(run.algo, observations))
+
+
+def test_same_seed_same_learner_and_existing_run_dir(
+    run: agents.TrainResult, observations: list[np.ndarray], encoder: TextEncoder, tmp_path: Path
+) -> None:
+    # no evaluation and no checkpoints this time: neither may disturb training
+    again = train(
+        [REAL_ID],
+        [NOISY_ID],
+        algo="DiscreteCQL",
+        run_dir=tmp_path / "again",
+        seed=3,
+        text_encoder=encoder,
+        **TINY,
+    )
+    np.testing.assert_array_equal(_q_values(again.algo, observations), _q_values(run.algo, observations))
+
+    with pytest.raises(FileExistsError, match="not empty"):
+        train([REAL_ID], algo="DiscreteCQL", run_dir=again.run_dir, text_encoder=encoder, **TINY)
+    other = train(
+        [REAL_ID], [NOISY_ID], algo="DiscreteCQL", run_dir=again.run_dir, seed=4, overwrite=True, **TINY
+    )
+    assert not np.array_equal(_q_values(other.algo, observations), _q_values(run.algo, observations))
+    assert json.loads((again.run_dir / "config.json").read_text())["seed"] == 4
+
+    stranger = tmp_path / "not-a-run"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a vlgor run"):
+        train([REAL_ID], run_dir=stranger, overwrite=True, **TINY)
+    assert (stranger / "notes.txt").read_text() == "keep me"
+
+
+def test_train_rejects_bad_arguments(tmp_path: Path, real: minari.MinariDataset) -> None:
+    with pytest.raises(ValueError, match="must divide steps"):
+        train([REAL_ID], run_dir=tmp_path / "a", eval_split="hard", eval_every=3, **TINY)
+    with pytest.raises(ValueError, match="learns continuous actions"):
+        train([REAL_ID], algo="TD3PlusBC", run_dir=tmp_path / "b", **TINY)
+    with pytest.raises(ValueError, match="cannot evaluate them in VLGOR-MetaWorld-v0"):
+        train([REAL_ID], run_dir=tmp_path / "c", eval_split="train", eval_env="metaworld", **TINY)
+    with pytest.raises(FileNotFoundError, match="no dataset 'vlgor/clevr/nope-v0'"):
+        train(["vlgor/clevr/nope-v0"], run_dir=tmp_path / "d", **TINY)
+    assert not list(tmp_path.iterdir())  # a failed start writes nothing
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    program = "import tyro; from agents.commands import train_command; tyro.cli(train_command)"
+    return subprocess.run(
+        [sys.executable, "-c", program, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
+
+
+def test_cli_trains_at_tiny_size(
+    real: minari.MinariDataset, noisy: minari.MinariDataset, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "cli"
+    args = ["--run-dir", str(run_dir), "--env", "clevr", "--algo", "DiscreteBC", "--real", REAL_ID]
+    tiny = ["--steps", "2", "--batch-size", "8", "--threads", "1", "--no-progress"]
+    result = _cli(
+        *args,
+        "--imagined",
+        NOISY_ID,
+        *tiny,
+        "--eval-split",
+        "counterfactual",
+        "--eval-episodes",
+        "1",
+        "--save-every",
+        "1",
+        "--algo-kwargs",
+        "beta=0.25",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        f"model: {run_dir / 'model.d3'}" in result.stdout
+        and "success rate on counterfactual" in result.stdout
+    )
+    assert {"model.d3", "model_1.d3", "model_2.d3", "metrics.json"} <= {p.name for p in run_dir.iterdir()}
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["imagined"] == [NOISY_ID] and config["algorithm_config"]["params"]["beta"] == 0.25
+
+    refused = _cli(*args, *tiny)  # same run_dir again
+    assert refused.returncode != 0 and "not empty" in refused.stderr

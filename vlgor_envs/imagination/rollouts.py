@@ -1,0 +1,612 @@
+"""``vlgor imagine``: imagined datasets from counterfactual prompts (paper §3.2-3.3).
+
+VLGOR fills the gap between the offline data and unseen instructions by rolling the
+imagination model out on *counterfactual prompts*: a training goal ``G = <t, m, b>`` edited
+in its target ``m`` or its behaviour ``b``. :func:`imagine` writes those rollouts as a Minari
+dataset that the agents read exactly like a collected one.
+
+Prompts (:func:`imagined_prompts`). Rollout ``k`` starts from the imagined env reset with seed
+``seed + k`` (whose real env is reset with :func:`~vlgor_envs.imagination.env.real_env_seed`
+of it) and follows one goal ``G'``, drawn from the first of two generators spawned from
+``seed``:
+
+- CLEVR, ``counterfactual``: a train goal (relation or motion kind) is sampled and edited by
+  :func:`~vlgor_envs.language.clevr.counterfactual_target` (``edit="target"``) or
+  :func:`~vlgor_envs.language.clevr.counterfactual_behavior` (``edit="behavior"``); one edit
+  is picked uniformly. ``edits="both"`` flips a fair coin per rollout for the edit type;
+  ``"target"`` keeps target edits only (the paper's Table 2 ablation "w/o behavior") and
+  ``"behavior"`` behaviour edits only ("w/o target"). A train goal without an edit of the
+  chosen type is redrawn. The train goal is recorded as ``source_goal``.
+- Meta-World, ``counterfactual``: a counterfactual task of the split. Every one edits the goal
+  region or the behaviour of a train task (``edit="behavior"``, that task as ``source_goal``);
+  none edits the target object, so ``edits="target"`` is refused.
+- ``train``, ``rephrasing``, ``hard``: goals sampled from the split as they are
+  (``edit="none"``, no source goal); ``edits`` must stay ``"both"``.
+
+Rollouts. The paper's model imagines ``(s_{t+1}, a_{t+1})`` from ``(s_t, G', a_t)``, so an
+imagined trajectory needs its first action ``a'_0``:
+
+- ``first_action="expert"`` (default): the scripted expert's action at the same start (a real
+  env is reset with the same seed and goal, its first frame checked equal to the imagined
+  one, and the expert asked);
+- ``first_action="random"``: uniform over the action space, from a second generator spawned
+  from ``seed`` (so the prompts do not depend on this choice).
+
+Every later action is the model's own prediction ``info["imagined_action"]`` (continuous ones
+clipped to the action space). The rollouts run ``num_envs`` at a time in one
+:class:`~vlgor_envs.imagination.env.ImaginedVectorEnv` (one model call per step); a finished
+slot is reset with the next prompt through a partial reset (``options["reset_mask"]``).
+An episode is terminated when the goal predicate holds on the imagined outcome and truncated
+at the env's step limit (or ``max_steps``). ``keep_failures=False`` drops the rollouts that
+never reached their goal. The same arguments give the same dataset bit for bit; another
+``num_envs`` batches the model differently, which can round a pixel differently.
+
+Dataset. Id ``vlgor/<env>/imagined-<split>-v0``; the edit ablations are
+``imagined-<split>-target-v0`` and ``imagined-<split>-behavior-v0``
+(:func:`imagined_dataset_id`). Written atomically like a collected dataset
+(:func:`~vlgor_envs.data.collect.staged_dataset`), images lossless and gzip-packed. Minari's
+``env_spec`` is the imagined env (with its checkpoint, split and flow steps) and
+``eval_env_spec`` the real env. Episodes are stored in rollout order, each with the episode
+metadata of a collected dataset (``instruction``, ``split``, ``goal`` JSON, ``success``) plus
+``edit`` (``"target"``, ``"behavior"`` or ``"none"``), ``source_goal`` (goal JSON, or the JSON
+``null``) and ``rollout`` (``k``); Minari's episode ``seed`` is ``seed + k``. Per step,
+``infos["is_success"]`` is the predicate on each imagined frame. ``metadata["vlgor"]`` holds
+the imagined success rate, kept/dropped counts, edits, split, checkpoint (path and SHA-256 of
+its config and weights), seeds, flow steps and first action.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import minari
+import numpy as np
+import torch
+import tyro
+from gymnasium import spaces
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from tqdm import tqdm
+
+from vlgor_envs.data.collect import (
+    ENVS,
+    NAMESPACE,
+    describe,
+    make_expert,
+    random_action,
+    repack_hdf5,
+    staged_dataset,
+)
+from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
+from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, REAL_ENV_IDS, ImaginedVectorEnv, real_env_seed
+from vlgor_envs.language import clevr as clevr_language
+from vlgor_envs.language import metaworld as metaworld_language
+from vlgor_envs.language.goal import Goal, check_choice
+
+#: Registered imagined env of each real env.
+IMAGINED_ENV_IDS: dict[str, str] = {"clevr": "VLGOR-Imagined-CLEVR", "metaworld": "VLGOR-Imagined-MetaWorld"}
+#: ``edits`` choices: both edit types, or one of them (the paper's Table 2 ablations).
+EDITS: tuple[str, ...] = ("both", "target", "behavior")
+FIRST_ACTIONS: tuple[str, ...] = ("expert", "random")
+#: ``edit`` of a goal sampled from its split without an edit.
+NO_EDIT = "none"
+SPLITS: tuple[str, ...] = clevr_language.SPLITS
+_COMPRESSION = "gzip"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """One imagined rollout's goal ``G'``, how it was made, and the start seed."""
+
+    goal: Goal
+    edit: str
+    """``"target"``, ``"behavior"`` or ``"none"``."""
+    source: Goal | None
+    """The train goal that was edited (``None`` without an edit)."""
+    seed: int
+    """Reset seed of the imagined env (``seed + k`` for rollout ``k``)."""
+
+
+def imagined_dataset_id(env: str, split: str = "counterfactual", edits: str = "both") -> str:
+    """``vlgor/<env>/imagined-<split>-v0``, or ``imagined-<split>-<edits>-v0`` for one edit type."""
+    name = f"imagined-{split}" if edits == "both" else f"imagined-{split}-{edits}"
+    return f"{NAMESPACE}/{env}/{name}-v0"
+
+
+def _check_arguments(env: str, split: str, edits: str) -> None:
+    check_choice("env", env, tuple(IMAGINED_ENV_IDS))
+    check_choice("split", split, SPLITS)
+    check_choice("edits", edits, EDITS)
+    if edits != "both" and split != "counterfactual":
+        raise ValueError(
+            f"edits={edits!r} applies to the counterfactual split only: {split} goals are sampled from "
+            "the split without edits; leave edits='both'"
+        )
+    if env == "metaworld" and edits == "target":
+        raise ValueError(
+            "Meta-World has no counterfactual target edits: its counterfactual tasks edit the goal "
+            "region or the behaviour of a train task, never the target object "
+            "(vlgor_envs.language.metaworld.TASKS); use edits='behavior' or 'both'"
+        )
+
+
+def _clevr_edit(edits: str, rng: np.random.Generator) -> tuple[Goal, str, Goal]:
+    while True:
+        source = clevr_language.sample_goal("train", rng)
+        if clevr_language.goal_kind(source) not in ("relation", "motion"):
+            continue
+        edit = edits if edits != "both" else ("target" if rng.random() < 0.5 else "behavior")
+        if edit == "target":
+            candidates = clevr_language.counterfactual_target(source)
+        else:
+            candidates = clevr_language.counterfactual_behavior(source)
+        if candidates:
+            return candidates[int(rng.integers(len(candidates)))], edit, source
+
+
+def metaworld_source(goal: Goal) -> Goal:
+    """The train goal a Meta-World counterfactual goal edits, in the same template.
+
+    The train task with the same target and the unedited skill (``push`` for
+    ``push:left_of_goal``), else the one train task of that target (``open`` for the door's
+    ``close``).
+    """
+    task = metaworld_language.task_of(goal)
+    train = metaworld_language.tasks_of_split("train")
+    skill = task.behavior.split(":")[0]
+    matches = [t for t in train if t.target == task.target and t.behavior == skill]
+    matches = matches or [t for t in train if t.target == task.target]
+    if len(matches) != 1:
+        raise ValueError(f"no single train task of target {task.target!r} for the edited task {task.name!r}")
+    return Goal(goal.template, matches[0].target, matches[0].behavior)
+
+
+def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators of the prompts and of random first actions, both from ``seed``."""
+    prompts, actions = np.random.default_rng(seed).spawn(2)
+    return prompts, actions
+
+
+def imagined_prompts(env: str, split: str, rollouts: int, seed: int = 0, edits: str = "both") -> list[Prompt]:
+    """The goals of :func:`imagine`'s rollouts ``0 .. rollouts-1`` (see the module docstring)."""
+    _check_arguments(env, split, edits)
+    rng, _ = _generators(seed)
+    prompts = []
+    for k in range(rollouts):
+        source: Goal | None = None
+        edit = NO_EDIT
+        if env == "clevr" and split == "counterfactual":
+            goal, edit, source = _clevr_edit(edits, rng)
+        elif env == "clevr":
+            goal = clevr_language.sample_goal(split, rng)
+        else:
+            goal = metaworld_language.sample_goal(split, rng)
+            if split == "counterfactual":
+                edit, source = "behavior", metaworld_source(goal)
+        prompts.append(Prompt(goal, edit, source, seed + k))
+    return prompts
+
+
+def checkpoint_digest(folder: Path) -> str:
+    """SHA-256 (hex) of a checkpoint's ``config.json`` and ``model.safetensors``."""
+    digest = hashlib.sha256()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class _Rollout:
+    """One running rollout: what becomes its Minari episode."""
+
+    index: int
+    prompt: Prompt
+    instruction: str
+    action: Any
+    images: list[np.ndarray]
+    successes: list[bool]
+    actions: list[Any] = dataclasses.field(default_factory=list)
+    rewards: list[float] = dataclasses.field(default_factory=list)
+    terminations: list[bool] = dataclasses.field(default_factory=list)
+    truncations: list[bool] = dataclasses.field(default_factory=list)
+
+    def episode(self) -> EpisodeBuffer:
+        return EpisodeBuffer(
+            seed=self.prompt.seed,
+            observations={
+                "image": np.stack(self.images),
+                "instruction": [self.instruction] * len(self.images),
+            },
+            actions=np.stack(self.actions),
+            rewards=list(self.rewards),
+            terminations=list(self.terminations),
+            truncations=list(self.truncations),
+            infos={"is_success": np.asarray(self.successes)},
+        )
+
+    def metadata(self, split: str) -> dict[str, Any]:
+        source = self.prompt.source
+        return {
+            "instruction": self.instruction,
+            "split": split,
+            "goal": self.prompt.goal.to_json(),
+            "success": bool(self.terminations[-1]),
+            "edit": self.prompt.edit,
+            "source_goal": source.to_json() if source is not None else json.dumps(None),
+            "rollout": self.index,
+        }
+
+
+def _as_action(space: gym.Space[Any], action: Any) -> Any:
+    if isinstance(space, spaces.Discrete):
+        return np.int64(action)
+    assert isinstance(space, spaces.Box)
+    return np.clip(np.asarray(action, dtype=space.dtype), space.low, space.high)
+
+
+class _FirstActions:
+    """``a'_0`` of each rollout: the scripted expert's at the same real start, or uniform."""
+
+    def __init__(
+        self,
+        env: str,
+        how: str,
+        split: str,
+        space: gym.Space[Any],
+        image_size: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.space, self.rng = space, rng
+        self.real: gym.Env[Any, Any] | None = None
+        if how == "expert":
+            self.real = gym.make(REAL_ENV_IDS[env], split=split, image_size=image_size)
+            self.expert = make_expert(ENVS[env][1])
+
+    def __call__(self, prompt: Prompt, image: np.ndarray) -> Any:
+        if self.real is None:
+            return random_action(self.space, self.rng)
+        observation, info = self.real.reset(seed=real_env_seed(prompt.seed), options={"goal": prompt.goal})
+        if not np.array_equal(observation["image"], image):
+            raise RuntimeError(
+                f"the real env reset with seed {prompt.seed} does not reproduce the imagined start; "
+                "the expert's first action would not belong to it"
+            )
+        return self.expert.act(info)
+
+    def close(self) -> None:
+        if self.real is not None:
+            self.real.close()
+
+
+def imagine(
+    env: str,
+    split: str = "counterfactual",
+    rollouts: int = 1000,
+    seed: int = 0,
+    edits: str = "both",
+    keep_failures: bool = True,
+    checkpoint: str | Path | None = None,
+    dataset_id: str | None = None,
+    overwrite: bool = False,
+    num_envs: int = 16,
+    flow_steps: int | None = None,
+    first_action: str = "expert",
+    max_steps: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> minari.MinariDataset:
+    """Roll the imagination model out on counterfactual prompts and write a Minari dataset.
+
+    See the module docstring for how prompts, first actions and episodes are made.
+
+    Args:
+        env: ``"clevr"`` or ``"metaworld"``.
+        split: Where the goals come from: ``"counterfactual"`` (edits of train goals),
+            ``"rephrasing"``, ``"hard"`` or ``"train"`` (sampled from the split).
+        rollouts: Number of imagined rollouts; rollout ``k`` starts from reset seed ``seed + k``.
+        seed: Base seed of the starts, the prompts and random first actions.
+        edits: Counterfactual split only: ``"both"``, ``"target"`` (no behaviour edits; the
+            paper's "w/o behavior" ablation) or ``"behavior"`` ("w/o target").
+        keep_failures: Keep rollouts whose imagined outcome never reached the goal.
+        checkpoint: Imagination checkpoint folder; default the one shipped for ``env``.
+        dataset_id: Minari id; default :func:`imagined_dataset_id`.
+        overwrite: Replace an existing dataset of that id (only once the new one is done).
+        num_envs: Rollouts imagined together in one batched model call.
+        flow_steps: Euler steps per imagined frame; default the env's (2).
+        first_action: ``"expert"`` (scripted expert at the same real start) or ``"random"``.
+        max_steps: Truncate rollouts after this many steps (default: the env's limit, 50 for
+            CLEVR, the task's for Meta-World).
+        device: Torch device of the model.
+        progress: Show a tqdm progress bar over rollouts.
+
+    Returns:
+        The dataset, loaded from its final location.
+
+    Raises:
+        ValueError: Bad arguments: ``edits`` other than ``"both"`` outside the counterfactual
+            split, target edits for Meta-World, non-positive counts, malformed id.
+        FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (names ``--overwrite``).
+        RuntimeError: ``keep_failures=False`` and no rollout reached its goal (nothing is written).
+    """
+    _check_arguments(env, split, edits)
+    check_choice("first_action", first_action, FIRST_ACTIONS)
+    for name, value in (("rollouts", rollouts), ("num_envs", num_envs)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
+    flow_steps = DEFAULT_FLOW_STEPS if flow_steps is None else flow_steps
+    if flow_steps < 1:
+        raise ValueError(f"flow_steps must be >= 1, got {flow_steps}")
+    folder = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(env)
+    dataset_id = dataset_id or imagined_dataset_id(env, split, edits)
+    prompts = imagined_prompts(env, split, rollouts, seed, edits)
+    env_kwargs: dict[str, Any] = {
+        "split": split,
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "flow_steps": flow_steps,
+        "device": device,
+    }
+    start = time.perf_counter()
+    with staged_dataset(dataset_id, overwrite, command="imagine") as staging:
+        stats = _imagine_staged(
+            env,
+            env_kwargs,
+            dataset_id,
+            prompts,
+            keep_failures,
+            min(num_envs, rollouts),
+            first_action,
+            max_steps,
+            _generators(seed)[1],
+            progress,
+        )
+        data = staging / dataset_id / "data"
+        for path in data.glob("*.hdf5"):
+            repack_hdf5(path, _COMPRESSION)
+        minari.MinariDataset(data).storage.update_metadata(
+            {
+                "vlgor": {
+                    "env": env,
+                    "env_id": IMAGINED_ENV_IDS[env],
+                    "real_env_id": REAL_ENV_IDS[env],
+                    "split": split,
+                    "edits": edits,
+                    "policy": f"imagination model (first action: {first_action})",
+                    "first_action": first_action,
+                    "noise": None,
+                    "checkpoint": str(folder),
+                    "checkpoint_shipped": checkpoint is None,
+                    "checkpoint_sha256": checkpoint_digest(folder),
+                    "flow_steps": flow_steps,
+                    "max_steps": max_steps,
+                    "seed": seed,
+                    "rollout_seeds": f"seed + k for rollout k in [0, {rollouts})",
+                    "rollouts": rollouts,
+                    "keep_failures": keep_failures,
+                    **stats,
+                    "num_envs": min(num_envs, rollouts),
+                    "device": device,
+                    "compression": _COMPRESSION,
+                    "imagination_seconds": round(time.perf_counter() - start, 3),
+                }
+            }
+        )
+    return minari.load_dataset(dataset_id)
+
+
+def _imagine_staged(
+    env: str,
+    env_kwargs: dict[str, Any],
+    dataset_id: str,
+    prompts: Sequence[Prompt],
+    keep_failures: bool,
+    num_envs: int,
+    first_action: str,
+    max_steps: int | None,
+    action_rng: np.random.Generator,
+    progress: bool,
+) -> dict[str, Any]:
+    """Imagine the rollouts into the current Minari root; returns counts for ``metadata["vlgor"]``."""
+    split = env_kwargs["split"]
+    vector = gym.make_vec(
+        IMAGINED_ENV_IDS[env], num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs
+    )
+    # The vector entry point is built unwrapped; its reset takes per-env seeds and a reset mask.
+    assert isinstance(vector, ImaginedVectorEnv)
+    space, observation_space = vector.single_action_space, vector.single_observation_space
+    assert isinstance(observation_space, spaces.Dict) and isinstance(observation_space["image"], spaces.Box)
+    image_size = observation_space["image"].shape[0]
+    first_actions = _FirstActions(env, first_action, split, space, image_size, action_rng)
+    # Minari takes the env spec (and spaces) from an env; this one is never stepped.
+    spec_env = gym.make(IMAGINED_ENV_IDS[env], **env_kwargs)
+    try:
+        with warnings.catch_warnings():
+            # Minari warns about every optional field left empty (author email, permalink, ...).
+            warnings.filterwarnings("ignore", message=r".*is set to None", category=UserWarning)
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id,
+                [],
+                env=spec_env,
+                eval_env=dataclasses.replace(
+                    gym.spec(REAL_ENV_IDS[env]), kwargs={"split": split, "image_size": image_size}
+                ),
+                algorithm_name=f"imagination model, first action {first_action}",
+                author="vlgor",
+                description=(
+                    f"{len(prompts)} rollouts of the imagination model in {IMAGINED_ENV_IDS[env]} on "
+                    f"{split} prompts ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
+                    f"first action: {first_action}, then the model's own predicted actions. Images are "
+                    "lossless; each episode's metadata holds its instruction, split, goal (JSON), "
+                    "success, edit and source goal."
+                ),
+                data_format="hdf5",
+                jpeg_encoding=False,
+            )
+        storage = dataset.storage
+        queue = collections.deque(enumerate(prompts))
+        slots: list[_Rollout | None] = [None] * num_envs
+        done: dict[int, _Rollout] = {}
+        metadata: list[dict[str, Any]] = []
+        written = successes = steps = 0
+        kept_edits: collections.Counter[str] = collections.Counter()
+        bar = tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not progress)
+
+        def reset(slot: int, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
+            mask = np.zeros(num_envs, dtype=bool)
+            mask[slot] = True
+            seeds: list[int | None] = [None] * num_envs
+            seeds[slot] = prompt.seed
+            return vector.reset(seed=seeds, options={"reset_mask": mask, "goal": prompt.goal})
+
+        def begin(slot: int) -> None:
+            index, prompt = queue.popleft()
+            observation, info = reset(slot, prompt)
+            image = observation["image"][slot].copy()
+            slots[slot] = _Rollout(
+                index,
+                prompt,
+                observation["instruction"][slot],
+                _as_action(space, first_actions(prompt, image)),
+                [image],
+                [bool(info["is_success"][slot])],
+            )
+
+        # A partial reset needs every sub-env reset once; one goal for all keeps Meta-World to
+        # one scene. Each slot is then reset with its own prompt.
+        vector.reset(seed=prompts[0].seed, options={"goal": prompts[0].goal})
+        for slot in range(num_envs):
+            begin(slot)
+        idle = _as_action(space, np.zeros(space.shape) if isinstance(space, spaces.Box) else 0)
+        while any(rollout is not None for rollout in slots):
+            actions = [rollout.action if rollout is not None else idle for rollout in slots]
+            observation, rewards, terminated, truncated, info = vector.step(np.stack(actions))
+            for slot, rollout in enumerate(slots):
+                if rollout is None:
+                    continue
+                rollout.actions.append(rollout.action)
+                rollout.images.append(observation["image"][slot].copy())
+                rollout.successes.append(bool(info["is_success"][slot]))
+                rollout.rewards.append(float(rewards[slot]))
+                rollout.terminations.append(bool(terminated[slot]))
+                capped = max_steps is not None and len(rollout.actions) >= max_steps
+                rollout.truncations.append(bool(truncated[slot]) or (capped and not terminated[slot]))
+                if not (rollout.terminations[-1] or rollout.truncations[-1]):
+                    rollout.action = _as_action(space, info["imagined_action"][slot])
+                    continue
+                done[rollout.index] = rollout
+                slots[slot] = None
+                successes += rollout.terminations[-1]
+                bar.update(1)
+                bar.set_postfix(success=f"{successes / (len(done) + written):.2f}")
+                if queue:
+                    begin(slot)
+                else:
+                    # Idle until the others finish: reset with a known prompt rather than
+                    # autoreset to a sampled goal (a new Meta-World scene to build).
+                    reset(slot, rollout.prompt)
+            # Rollouts are written in prompt order as soon as all earlier ones are done.
+            while written in done:
+                rollout = done.pop(written)
+                written += 1
+                if keep_failures or rollout.terminations[-1]:
+                    storage.update_episodes([rollout.episode()])
+                    metadata.append(rollout.metadata(split))
+                    kept_edits[rollout.prompt.edit] += 1
+                    steps += len(rollout.actions)
+        bar.close()
+        if not metadata:
+            raise RuntimeError(
+                f"none of the {len(prompts)} imagined rollouts reached its goal, so keep_failures=False "
+                "left nothing to write; imagine more rollouts or keep the failures"
+            )
+        storage.update_episode_metadata(metadata)
+    finally:
+        spec_env.close()
+        first_actions.close()
+        vector.close()
+    return {
+        "episodes": len(metadata),
+        "dropped": len(prompts) - len(metadata),
+        "steps": steps,
+        "successes": sum(bool(m["success"]) for m in metadata),
+        "imagined_successes": successes,
+        "imagined_success_rate": successes / len(prompts),
+        "kept_edits": dict(sorted(kept_edits.items())),
+    }
+
+
+@dataclasses.dataclass
+class ImagineArgs:
+    """Write an imagined Minari dataset: counterfactual prompts rolled out by the imagination model."""
+
+    env: Literal["clevr", "metaworld"]
+    """Which environment's imagination model."""
+    split: Literal["train", "rephrasing", "counterfactual", "hard"] = "counterfactual"
+    """Where the goals come from: edits of train goals (counterfactual) or sampled from the split."""
+    rollouts: int = 1000
+    """Imagined rollouts; rollout k starts from reset seed `seed + k`."""
+    edits: Literal["both", "target", "behavior"] = "both"
+    """Counterfactual edits: both, or only target / only behaviour (the paper's Table 2 ablations)."""
+    drop_failures: bool = False
+    """Drop rollouts whose imagined outcome never reached the goal."""
+    checkpoint: Path | None = None
+    """Imagination checkpoint folder; default the shipped one."""
+    dataset_id: str | None = None
+    """Minari id; default `vlgor/<env>/imagined-<split>-v0` (`-<edits>-v0` for one edit type)."""
+    overwrite: bool = False
+    """Replace an existing dataset of that id."""
+    num_envs: int = 16
+    """Rollouts imagined together in one batched model call."""
+    seed: int = 0
+    """Base seed of the starts, the prompts and random first actions."""
+    first_action: Literal["expert", "random"] = "expert"
+    """First action a'_0: the scripted expert's at the same real start, or uniformly random."""
+    flow_steps: int | None = None
+    """Euler steps per imagined frame (default: the imagined env's)."""
+    max_steps: int | None = None
+    """Truncate rollouts after this many steps (default: the env's limit)."""
+    device: str = "cpu"
+    """Torch device of the model."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+
+
+def imagine_command(args: tyro.conf.OmitArgPrefixes[ImagineArgs]) -> None:
+    """Roll the imagination model out on counterfactual prompts into a Minari dataset."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = imagine(
+        args.env,
+        args.split,
+        args.rollouts,
+        args.seed,
+        edits=args.edits,
+        keep_failures=not args.drop_failures,
+        checkpoint=args.checkpoint,
+        dataset_id=args.dataset_id,
+        overwrite=args.overwrite,
+        num_envs=args.num_envs,
+        flow_steps=args.flow_steps,
+        first_action=args.first_action,
+        max_steps=args.max_steps,
+        device=args.device,
+    )
+    ours = dataset.storage.metadata["vlgor"]
+    summary = describe(dataset.id)
+    print(
+        f"wrote {dataset.id}: {summary['episodes']} episodes, {summary['steps']} steps, imagined success "
+        f"rate {ours['imagined_success_rate']:.3f} ({ours['imagined_successes']}/{ours['rollouts']} "
+        f"rollouts reached their goal, {ours['dropped']} dropped), {summary['bytes'] / 1e6:.1f} MB "
+        f"at {summary['path']}"
+    )
