@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -83,6 +84,23 @@ def test_a_tiny_model_learns_within_a_few_steps(dataset: str) -> None:
         loss.backward()
         optimizer.step()
     assert model.loss(batch, torch.Generator().manual_seed(0))[0].item() < 0.7 * first
+
+
+def test_change_weighting_puts_the_flow_loss_on_the_cells_that_move(dataset: str) -> None:
+    torch.manual_seed(0)
+    # An untrained autoencoder's latents move little: any change counts.
+    cfg = dataclasses.replace(model_config("clevr", "tiny"), change_threshold=1e-4)
+    plain = WorldModel(dataclasses.replace(cfg, change_weight=0.0))
+    weighted = WorldModel(dataclasses.replace(plain.cfg, change_weight=10.0))
+    weighted.load_state_dict(plain.state_dict())
+    batch = _batch(plain, dataset)
+    _, plain_logs = plain.loss(batch, torch.Generator().manual_seed(0))
+    _, weighted_logs = weighted.loss(batch, torch.Generator().manual_seed(0))
+    # An untrained model predicts no change, so its error is largest where the frame changes:
+    # weighting those cells raises the loss, and their own error is logged.
+    assert "flow_changed" not in plain_logs
+    assert weighted_logs["flow_changed"] > plain_logs["flow"]
+    assert plain_logs["flow"] < weighted_logs["flow"] < weighted_logs["flow_changed"]
 
 
 def test_save_load_round_trip_gives_equal_outputs(dataset: str, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.encoder import default_text_encoder
 from vlgor_envs.language.goal import check_choice
-from vlgor_envs.metaworld.env import OFFSET_GOAL_RADIUS
+from vlgor_envs.metaworld.env import GOAL, HAND, OBJECT, OFFSET_GOAL_RADIUS
 
 #: Euler steps per imagined frame (measured: PSNR flat from 2 to 16 steps; see the README).
 DEFAULT_FLOW_STEPS = 2
@@ -112,7 +112,7 @@ class _Imagination:
             episode = _Episode(frame, instruction, info["goal"], start, positions, distance, generator)
         else:
             task = metaworld_language.task_of(info["goal"])
-            goal_position, mover = info["state"][36:39], self._mover(info["state"], task)
+            goal_position, mover = info["state"][GOAL], self._mover(info["state"], task)
             distance = float(np.linalg.norm(mover - goal_position))
             episode = _Episode(frame, instruction, info["goal"], goal_position, mover, distance, generator)
             episode.max_steps = task.max_steps
@@ -121,8 +121,8 @@ class _Imagination:
 
     @staticmethod
     def _mover(state: np.ndarray, task: metaworld_language.MetaWorldTask) -> np.ndarray:
-        # State-head layout: hand xyz (0:3), gripper (3), object xyz (4:7).
-        return np.asarray(state[0:3] if task.target == "gripper" else state[4:7], dtype=np.float64)
+        # The state head predicts the first 7 entries of the state: hand, gripper, object.
+        return np.asarray(state[HAND] if task.target == "gripper" else state[OBJECT], dtype=np.float64)
 
     def step(self, episodes: list[_Episode], actions: np.ndarray) -> list[tuple[Any, ...]]:
         """Imagine one step of every episode; returns ``(reward, terminated, truncated, info)`` each."""

@@ -27,7 +27,8 @@ STRAIGHT_LINE_TOLERANCE = 0.03
 #: The coffee button counts as pressed once it moved in by this much (of its 0.03 travel).
 BUTTON_PRESS_DEPTH = 0.02
 SUCCESS_BONUS = 1.0
-_HAND, _OBJECT, _GOAL = slice(0, 3), slice(4, 7), slice(36, 39)
+#: Slices of Meta-World's 39-d state: hand xyz, first object xyz, goal xyz.
+HAND, OBJECT, GOAL = slice(0, 3), slice(4, 7), slice(36, 39)
 
 
 def _segment_distance(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
@@ -225,7 +226,7 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
         self.task = language.task_of(self.goal)
         self._state = self._with_goal(self.scene.reset(int(self.np_random.integers(2**31 - 1))))
         self._steps, self._stage = 0, 0
-        self._start_hand = self._state[_HAND].copy()
+        self._start_hand = self._state[HAND].copy()
         self._max_deviation = 0.0
         self._initial_sites = {name: self.scene.site(name) for name in self._site_names()}
         return self._observation(), self._info(success=False)
@@ -264,7 +265,7 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
         """Meta-World's state with the goal moved by the task's goal edit."""
         assert self.task is not None
         state = state.copy()
-        state[_GOAL] = np.asarray(self.scene.env._target_pos, dtype=np.float64) + self.task.goal_offset
+        state[GOAL] = np.asarray(self.scene.env._target_pos, dtype=np.float64) + self.task.goal_offset
         return state
 
     def _judge(self, native_reward: float, native_success: bool) -> tuple[float, bool]:
@@ -272,11 +273,11 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
         assert self.task is not None
         behavior = self.task.behavior
         if np.any(self.task.goal_offset):
-            mover = _HAND if self.task.target == "gripper" else _OBJECT
-            distance = float(np.linalg.norm(self._state[mover] - self._state[_GOAL]))
+            mover = HAND if self.task.target == "gripper" else OBJECT
+            distance = float(np.linalg.norm(self._state[mover] - self._state[GOAL]))
             return float(np.exp(-distance / 0.1)), distance <= OFFSET_GOAL_RADIUS
         if behavior == "reach:straight_line":
-            deviation = _segment_distance(self._state[_HAND], self._start_hand, self._state[_GOAL])
+            deviation = _segment_distance(self._state[HAND], self._start_hand, self._state[GOAL])
             self._max_deviation = max(self._max_deviation, deviation)
             straight = self._max_deviation <= STRAIGHT_LINE_TOLERANCE
             return native_reward * (1.0 if straight else 0.5), native_success and straight

@@ -24,9 +24,9 @@ from vlgor_envs.metaworld.door_lock_open import (
     hand_left_of_handle,
     over_handle_action,
 )
+from vlgor_envs.metaworld.env import GOAL, HAND, OBJECT
 from vlgor_envs.rollout import Episode, roll_out
 
-_HAND, _OBJECT, _GOAL = slice(0, 3), slice(4, 7), slice(36, 39)
 #: Meta-World moves the hand's mocap by ``action * 0.01`` metres per step.
 _ACTION_SCALE = 0.01
 _STRAIGHT_GAIN = 0.12
@@ -46,7 +46,7 @@ def metaworld_policy(scene: str) -> Any:
 
 def straight_line_action(state: np.ndarray) -> np.ndarray:
     """Move the hand along the straight segment to the goal, gripper open."""
-    error = state[_GOAL] - state[_HAND]
+    error = state[GOAL] - state[HAND]
     command = error / (_ACTION_SCALE / _STRAIGHT_GAIN)
     largest = float(np.max(np.abs(command)))
     if largest > 1.0:
@@ -71,7 +71,7 @@ class MetaWorldExpert:
             return straight_line_action(state)
         if task.behavior == "press_button_then_push" and info["stage"] == 0:
             shown = state.copy()
-            shown[_OBJECT] = info["sites"]["buttonStart"]
+            shown[OBJECT] = info["sites"]["buttonStart"]
             return self._policy_action("coffee-button-v3", shown)
         if task.scene == "door-open-v3" and hand_left_of_handle(state):
             # Meta-World's door policy catches the door's edge from there: come from above.
