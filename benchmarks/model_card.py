@@ -22,9 +22,9 @@ vlgor collect --env clevr --split train --episodes 1200 --seed 0
 vlgor imagination pretrain --env clevr --out out/imagination/clevr-autoencoder \\
     --autoencoder-steps 5000 --dynamics-steps 1 --threads 1
 vlgor imagination pretrain --env clevr --out out/imagination/clevr-pretrain \\
-    --autoencoder-from out/imagination/clevr-autoencoder --dynamics-steps 1500 --threads 2
+    --autoencoder-from out/imagination/clevr-autoencoder --dynamics-steps 5000 --threads 1
 vlgor imagination finetune --env clevr --base out/imagination/clevr-pretrain \\
-    --out vlgor_envs/imagination/checkpoints/clevr --steps 800 --threads 2""",
+    --out vlgor_envs/imagination/checkpoints/clevr --steps 2000 --threads 2""",
     "metaworld": """\
 vlgor collect --env metaworld --split train --episodes 60 --noise 1.0 --seed 500000 \\
     --dataset-id vlgor/metaworld/random-v0

@@ -11,8 +11,9 @@ from benchmarks import (
     metaworld_expert,
     metaworld_throughput,
     model_card,
+    splits,
 )
-from benchmarks.report import replace_readme_section
+from benchmarks.report import RESULTS_DIR, load_result, replace_readme_section
 
 
 def main() -> None:
@@ -24,6 +25,7 @@ def main() -> None:
     imagination_fidelity.main(imagination_fidelity.Args())
     imagination_throughput.main(imagination_throughput.Args())
     model_card.main()
+    splits.main(splits.Args(env="clevr", preset="cpu"))
     refresh_readme()
 
 
@@ -39,6 +41,10 @@ def refresh_readme() -> None:
         imagination_throughput,
     ):
         replace_readme_section(module.NAME, module.readme_table())
+    for env in ("clevr", "metaworld"):
+        name = f"{splits.NAME}_{env}"
+        if (RESULTS_DIR / f"{name}.json").is_file():
+            replace_readme_section(name, splits.readme_table(load_result(name)))
 
 
 if __name__ == "__main__":
