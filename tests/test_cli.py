@@ -15,7 +15,10 @@ from benchmarks.report import markdown_table, replace_readme_section
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+    # One torch thread: pytest runs two workers on two cores, and torch on two threads beside
+    # another busy process runs many times slower.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
 def test_vlgor_splits_clevr_prints_sizes_and_examples() -> None:
