@@ -7,6 +7,7 @@ from benchmarks import (
     clevr_throughput,
     data_conversion,
     imagination_fidelity,
+    imagination_sample_efficiency,
     imagination_throughput,
     metaworld_expert,
     metaworld_throughput,
@@ -41,6 +42,11 @@ def refresh_readme() -> None:
         imagination_throughput,
     ):
         replace_readme_section(module.NAME, module.readme_table())
+    # Needs the pretrained checkpoint of the model card's commands, so `main` does not run it.
+    if (RESULTS_DIR / f"{imagination_sample_efficiency.NAME}.json").is_file():
+        replace_readme_section(
+            imagination_sample_efficiency.NAME, imagination_sample_efficiency.readme_table()
+        )
     for env in ("clevr", "metaworld"):
         name = f"{splits.NAME}_{env}"
         if (RESULTS_DIR / f"{name}.json").is_file():
