@@ -15,7 +15,7 @@ import tyro
 from benchmarks.imagination_fidelity import SPLITS, heldout_dataset, one_step_fidelity
 from benchmarks.report import load_result, markdown_table, provenance, write_result
 from vlgor_envs.imagination.checkpoint import load_checkpoint
-from vlgor_envs.imagination.commands import GROUNDING_DATASETS, grounding_changes
+from vlgor_envs.imagination.commands import GROUNDING_DATASETS
 from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS
 from vlgor_envs.imagination.training import Schedule, finetune
 
@@ -51,7 +51,6 @@ def measure(args: Args) -> dict[str, dict[str, dict[str, float]]]:
             Schedule(args.steps, batch_size=64, learning_rate=1e-3),
             seed=args.seed,
             max_transitions=size,
-            config_changes=grounding_changes("clevr"),
         )
         model, _ = load_checkpoint(grounded)
         figures[str(size)] = {

@@ -26,7 +26,8 @@ def main() -> None:
     imagination_fidelity.main(imagination_fidelity.Args())
     imagination_throughput.main(imagination_throughput.Args())
     model_card.main()
-    splits.main(splits.Args(env="clevr", preset="cpu"))
+    for env in ("clevr", "metaworld"):
+        splits.main(splits.Args(env=env, preset="cpu"))
     refresh_readme()
 
 

@@ -31,7 +31,6 @@ from vlgor_envs.imagination.training import (
     finetune,
     load_adapter,
     pretrain,
-    with_config_changes,
 )
 
 DATASET = "vlgor/clevr/tiny-train-v0"
@@ -146,29 +145,13 @@ def test_lora_grounding_changes_only_adapters_and_heads(dataset: str) -> None:
             continue
         base_name = name.removeprefix("base_model.model.").replace(".base_layer", "")
         unchanged = torch.equal(parameter.detach(), before[base_name])
-        if base_name.split(".")[0] in HEAD_MODULES:
+        if any(base_name.startswith(f"{head}.") for head in HEAD_MODULES):
             heads_changed |= not unchanged
         else:
             assert unchanged, f"{name} changed but is neither an adapter nor a head"
     assert heads_changed
     adapters = adapter_state(peft_model)
     assert adapters and all("lora_" in name or name.startswith("heads.") for name in adapters)
-
-
-def test_grounding_adds_the_copy_prior_without_changing_outputs(dataset: str) -> None:
-    torch.manual_seed(3)
-    cfg = dataclasses.replace(model_config("clevr", "tiny"), copy_action_prior=False)
-    model = WorldModel(cfg).eval()
-    rebuilt = with_config_changes(model, {"copy_action_prior": True}).eval()
-    batch = _batch(model, dataset, size=4)
-    args = (batch["frames"], batch["actions"], batch["text"], batch["text_mask"])
-    torch.testing.assert_close(rebuilt.understand(*args).action, model.understand(*args).action)
-    assert rebuilt.action_copy_logit is not None
-    with torch.no_grad():
-        rebuilt.action_copy_logit.fill_(100.0)
-    assert torch.equal(rebuilt.understand(*args).action.argmax(-1), batch["actions"].long())
-    with pytest.raises(ValueError, match="reshape"):
-        with_config_changes(model, {"width": 64})
 
 
 def test_adapters_save_load_and_merge(tiny_checkpoint: Path, dataset: str) -> None:

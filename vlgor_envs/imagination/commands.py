@@ -29,7 +29,6 @@ ENV_SHAPES: dict[str, dict[str, object]] = {
         "flow_source": "current",
         "change_weight": 10.0,
         "condition_generation": True,
-        "copy_action_prior": True,
     },
     # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
     "metaworld": {"action_kind": "continuous", "action_dim": 4, "state_indices": tuple(range(7))},
@@ -108,18 +107,9 @@ class FinetuneArgs:
     """LoRA rank of every attention projection."""
     max_transitions: int | None = None
     """Ground on at most this many transitions (the sample-efficiency benchmark uses 1k/5k/10k)."""
-    copy_action_prior: bool | None = None
-    """Add the current-action logit to the next-action head (default: the env's shape, on for
-    CLEVR); a base without it gains it at zero."""
     seed: int = 0
     resume: bool = False
     threads: int | None = None
-
-
-def grounding_changes(env: str, copy_action_prior: bool | None = None) -> dict[str, object]:
-    """Config changes grounding makes to a pretrained ``env`` base (the env's head options)."""
-    default = bool(ENV_SHAPES[env].get("copy_action_prior", False))
-    return {"copy_action_prior": default if copy_action_prior is None else copy_action_prior}
 
 
 def pretrain_command(args: PretrainArgs) -> None:
@@ -153,6 +143,5 @@ def finetune_command(args: FinetuneArgs) -> None:
         seed=args.seed,
         resume=args.resume,
         max_transitions=args.max_transitions,
-        config_changes=grounding_changes(args.env, args.copy_action_prior),
     )
     print(f"wrote {out}")

@@ -36,14 +36,7 @@ from vlgor_envs.imagination.autoencoder import AutoencoderConfig, FrameAutoencod
 #: Names of the attention projections (LoRA targets) inside every expert.
 ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
 #: Modules trained in full during grounding besides the LoRA adapters.
-HEAD_MODULES = (
-    "text_projection",
-    "readout",
-    "action_head",
-    "action_copy_logit",
-    "state_head",
-    "velocity_head",
-)
+HEAD_MODULES = ("text_projection", "readout", "action_head", "state_head", "velocity_head")
 
 
 @dataclasses.dataclass
@@ -94,10 +87,6 @@ class WorldModelConfig:
     #: Measured on CLEVR with both: the pushed ball's one-step error fell from 0.067 (copying,
     #: where the model stayed without them) to 0.016 arena units after 5,000 steps.
     condition_generation: bool = False
-    #: Discrete actions: add a learned logit (zero at first) to the current action's class.
-    #: The CLEVR expert repeats its push 48% of the time, yet the head alone scored 37% on
-    #: held-out next actions while fitting 73% of its training batches.
-    copy_action_prior: bool = False
     action_loss_weight: float = 1.0
     state_loss_weight: float = 1.0
     autoencoder: AutoencoderConfig = dataclasses.field(default_factory=AutoencoderConfig)
@@ -258,11 +247,6 @@ class WorldModel(nn.Module):
         self.state_head = nn.Sequential(
             nn.Linear(head_input, width), nn.GELU(), nn.Linear(width, cfg.state_dim)
         )
-        self.action_copy_logit: nn.Parameter | None = None
-        if cfg.copy_action_prior:
-            if cfg.action_kind != "discrete":
-                raise ValueError("copy_action_prior applies to discrete actions only")
-            self.action_copy_logit = nn.Parameter(torch.zeros(()))
         self.generation_condition: nn.Linear | None = None
         if cfg.condition_generation:
             self.generation_condition = nn.Linear(width, width)
@@ -358,10 +342,9 @@ class WorldModel(nn.Module):
             if self.generation_condition is not None
             else x.new_zeros(batch, self.cfg.width)
         )
-        action = self.action_head(pooled)
-        if self.action_copy_logit is not None:
-            action = action + self.action_copy_logit * F.one_hot(action_input, self.cfg.action_dim)
-        return Understanding(action, self.state_head(pooled), cache, mask, current_latents, condition)
+        return Understanding(
+            self.action_head(pooled), self.state_head(pooled), cache, mask, current_latents, condition
+        )
 
     def velocity(self, noisy: torch.Tensor, t: torch.Tensor, understanding: Understanding) -> torch.Tensor:
         """Predicted flow velocity ``d x_t / d t`` of noisy future latents ``x_t`` at times ``t``."""

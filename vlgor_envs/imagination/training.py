@@ -332,34 +332,11 @@ def lora_config(rank: int = 16, alpha: int = 32) -> LoraConfig:
     return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets, bias="none")
 
 
-def with_config_changes(model: WorldModel, changes: dict[str, Any]) -> WorldModel:
-    """``model`` rebuilt under its config with ``changes``, keeping every weight it has.
-
-    For changes that only add parameters whose initial value changes nothing, such as
-    ``copy_action_prior`` (a zero logit); a change that drops or reshapes a weight is refused.
-    """
-    cfg = dataclasses.replace(model.cfg, **changes)
-    if cfg == model.cfg:
-        return model
-    rebuilt = WorldModel(cfg)
-    expected = rebuilt.state_dict()
-    kept = model.state_dict()
-    changed = sorted(
-        name for name, tensor in kept.items() if name not in expected or expected[name].shape != tensor.shape
-    )
-    if changed:
-        raise ValueError(
-            f"config changes {changes} would drop or reshape weights {changed[:5]}; retrain instead"
-        )
-    rebuilt.load_state_dict(kept, strict=False)
-    return rebuilt.train(model.training)
-
-
 def add_lora(model: WorldModel, rank: int = 16, alpha: int = 32) -> Any:
     """Wrap ``model`` in peft LoRA adapters; only adapters and :data:`HEAD_MODULES` stay trainable."""
     peft_model = get_peft_model(model, lora_config(rank, alpha))
     for name, parameter in peft_model.named_parameters():
-        if any(part in HEAD_MODULES for part in name.split(".")):
+        if any(f".{head}." in name for head in HEAD_MODULES):
             parameter.requires_grad_(True)
     return peft_model
 
@@ -401,18 +378,15 @@ def finetune(
     checkpoint_every: int = 500,
     progress: bool = True,
     max_transitions: int | None = None,
-    config_changes: dict[str, Any] | None = None,
 ) -> Path:
     """Ground the pretrained checkpoint ``base`` on instruction-labelled ``datasets`` with LoRA.
 
     Writes the folder ``out``: the merged model (``model.safetensors``), its config, and the
-    adapters alone (``adapter.safetensors`` + ``adapter.json``). ``config_changes`` may add
-    head parameters to the base (see :func:`with_config_changes`).
+    adapters alone (``adapter.safetensors`` + ``adapter.json``).
     """
     out = Path(out)
     torch.manual_seed(seed)
     model, base_config = load_checkpoint(base)
-    model = with_config_changes(model, config_changes or {})
     data = load_transitions(datasets, model.cfg.horizon, max_transitions=max_transitions, progress=progress)
     started = time.perf_counter()
     batches = _Batches(model, data, with_text=True, progress=progress)
