@@ -12,6 +12,7 @@ from benchmarks import (
     metaworld_expert,
     metaworld_throughput,
     model_card,
+    next_action_predictability,
     splits,
 )
 from benchmarks.report import RESULTS_DIR, load_result, replace_readme_section
@@ -25,6 +26,7 @@ def main() -> None:
     data_conversion.main(data_conversion.Args(reuse=False))
     imagination_fidelity.main(imagination_fidelity.Args())
     imagination_throughput.main(imagination_throughput.Args())
+    next_action_predictability.main(next_action_predictability.Args())
     model_card.main()
     for env in ("clevr", "metaworld"):
         splits.main(splits.Args(env=env, preset="cpu"))
@@ -41,6 +43,7 @@ def refresh_readme() -> None:
         data_conversion,
         imagination_fidelity,
         imagination_throughput,
+        next_action_predictability,
     ):
         replace_readme_section(module.NAME, module.readme_table())
     # Needs the pretrained checkpoint of the model card's commands, so `main` does not run it.
