@@ -12,6 +12,8 @@ import pytest
 
 from benchmarks import clevr_throughput
 from benchmarks.report import markdown_table, replace_readme_section
+from benchmarks.splits import Args as SplitArgs
+from benchmarks.splits import regimes_of
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -168,3 +170,12 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: 
     assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 5 for run in runs)
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("counterfactual-target-v0")
     assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_benchmark_regimes_follow_the_env() -> None:
+    assert regimes_of(SplitArgs(env="clevr")) == ("baseline", "vlgor", "wo_target", "wo_behavior")
+    assert regimes_of(SplitArgs(env="metaworld")) == ("baseline", "vlgor")
+    with pytest.raises(ValueError, match="target edits"):
+        regimes_of(SplitArgs(env="metaworld", regimes=("baseline", "wo_behavior")))
+    with pytest.raises(ValueError, match="unknown regimes"):
+        regimes_of(SplitArgs(env="clevr", regimes=("baseline", "imagined_only")))
