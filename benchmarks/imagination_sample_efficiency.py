@@ -66,11 +66,13 @@ def measure(args: Args) -> dict[str, dict[str, dict[str, float]]]:
 def readme_table() -> str:
     result = load_result(NAME)
     rows = []
-    for size, by_split in result["figures"].items():
-        for split, f in by_split.items():
+    figures = result["figures"]
+    for size in sorted(figures, key=int):
+        for split in SPLITS:
+            f = figures[size][split]
             rows.append(
                 [
-                    size,
+                    f"{int(size):,}",
                     split,
                     f"{f['psnr']:.2f}",
                     f"{f['ssim']:.4f}",
