@@ -142,6 +142,9 @@ class Args:
     """Run directories (learners, logs) go here."""
     fresh_data: bool = False
     """Collect and imagine the datasets again even where they exist (after a model change)."""
+    resume: bool = False
+    """Reuse the runs an interrupted benchmark finished (same preset, datasets and evaluation;
+    never with `fresh_data`)."""
     device: str = "cpu:0"
     threads: int | None = None
     """torch intra-op threads (default: torch's choice)."""
@@ -209,6 +212,25 @@ def run_one(
 ) -> dict[str, Any]:
     """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
     run_dir = args.out / args.env / algo / regime / f"seed{seed}"
+    record = run_dir / "benchmark_run.json"
+    # JSON round trip, so a key read back from disk compares equal.
+    key = json.loads(
+        json.dumps(
+            {
+                "preset": dataclasses.asdict(preset),
+                "real": real,
+                "imagined": list(imagined),
+                "eval_splits": list(args.eval_splits),
+                "eval_seed": EVAL_SEED,
+            }
+        )
+    )
+    if args.resume and not args.fresh_data and record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("key") == key:
+            print(f"{algo} {regime} seed {seed}: reused the finished run in {run_dir}")
+            result: dict[str, Any] = saved["result"]
+            return result
     started = time.perf_counter()
     run = train(
         [real],
@@ -244,7 +266,11 @@ def run_one(
         + ", ".join(f"{split} {100 * value:.1f}%" for split, value in last.items())
         + f" (train {trained:.0f} s, total {time.perf_counter() - started:.0f} s)"
     )
-    return {"curves": curves, "last_five": last, "train_seconds": trained}
+    result = {"curves": curves, "last_five": last, "train_seconds": trained}
+    partial = record.with_suffix(".partial")
+    partial.write_text(json.dumps({"key": key, "result": result}))
+    partial.replace(record)
+    return result
 
 
 def measure(args: Args) -> dict[str, Any]:

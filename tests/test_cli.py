@@ -140,7 +140,7 @@ def test_vlgor_help_lists_the_pipeline_commands() -> None:
 
 
 def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: Path) -> None:
-    result = run(
+    command = [
         sys.executable,
         "-m",
         "vlgor_envs.cli",
@@ -159,9 +159,16 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: 
         str(tmp_path / "runs"),
         "--results",
         str(tmp_path),
-    )
+    ]
+    result = run(*command)
     assert result.returncode == 0, result.stderr
+    first_table = json.loads((tmp_path / "splits_clevr.json").read_text())["figures"]["table"]
+    # Resumed, every finished run is reused as it was.
+    resumed = run(*command, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("reused the finished run") == 4
     record = json.loads((tmp_path / "splits_clevr.json").read_text())
+    assert record["figures"]["table"] == first_table
     table = record["figures"]["table"]["DiscreteBC"]
     assert set(table) == {"baseline", "wo_behavior"}
     assert set(table["baseline"]) == {"rephrasing", "counterfactual", "hard"}
