@@ -10,19 +10,19 @@ replans an A* search every step, so its next direction turns on small difference
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import minari
 import numpy as np
 import tyro
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from benchmarks.imagination_fidelity import HELDOUT_SEED, SPLITS, heldout_dataset
 from benchmarks.report import load_result, markdown_table, provenance, write_result
+from vlgor_envs.clevr.env import N_DIRECTIONS
 from vlgor_envs.imagination.commands import GROUNDING_DATASETS
-from vlgor_envs.language.clevr import COLOURS, DIRECTIONS, RELATIONS
+from vlgor_envs.imagination.data import load_transitions
+from vlgor_envs.language.clevr import COLOURS, DIRECTIONS, RELATIONS, parse
 
 NAME = "next_action_predictability"
 #: The part of a goal's behaviour before ``:`` (``left_of:blue``, ``toward:left``, ...).
@@ -37,16 +37,16 @@ class Args:
     seed: int = 0
 
 
-def _goal_features(goal_json: str) -> list[float]:
+def _goal_features(instruction: str) -> list[int]:
     """Indices of the target, the behaviour, and its anchor ball or motion direction (-1: none)."""
-    goal = json.loads(goal_json)
-    behaviour, _, argument = goal["behavior"].partition(":")
+    goal = parse(instruction)
+    behaviour, _, argument = goal.behavior.partition(":")
 
     def index(options: tuple[str, ...], value: str) -> int:
         return options.index(value) if value in options else -1
 
     return [
-        index(COLOURS, goal["target"]),
+        index(COLOURS, goal.target),
         index(_BEHAVIOURS, behaviour),
         index(COLOURS, argument),
         index(DIRECTIONS, argument),
@@ -54,23 +54,21 @@ def _goal_features(goal_json: str) -> list[float]:
 
 
 def transitions(dataset_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features, the current action and the expert's next action of every non-final step."""
-    dataset = minari.load_dataset(dataset_id)
-    metadata = dataset.storage.get_episode_metadata(range(dataset.total_episodes))
-    features, current, following = [], [], []
-    for episode, episode_metadata in zip(dataset.iterate_episodes(), metadata, strict=True):
-        goal = _goal_features(str(episode_metadata["goal"]))
-        centres = np.asarray(episode.infos["object_state"])[:, :10]
-        actions = np.asarray(episode.actions)
-        for t in range(len(actions) - 1):
-            pushed = actions[t] // 8
-            after = centres[t + 1].reshape(5, 2)
-            relative = (after - after[pushed]).ravel()
-            pushes = [actions[t], pushed, actions[t] % 8]
-            features.append(np.concatenate([centres[t], centres[t + 1], relative, pushes, goal]))
-            current.append(actions[t])
-            following.append(actions[t + 1])
-    return np.asarray(features), np.asarray(current), np.asarray(following)
+    """Features, the current action and the expert's next action of every step that has a next
+    one: the pairs the imagination model's action head is scored on."""
+    data = load_transitions([dataset_id], progress=False)
+    valid = data.next_action_valid
+    current = np.asarray(data.actions)[valid]
+    following = np.asarray(data.next_actions)[valid]
+    before = data.states[data.current[valid], :10]
+    after = data.states[data.future[valid], :10].reshape(-1, 5, 2)
+    pushed = current // N_DIRECTIONS
+    relative = (after - after[np.arange(len(pushed)), pushed][:, None]).reshape(-1, 10)
+    pushes = np.stack([current, pushed, current % N_DIRECTIONS], axis=1)
+    goal_of = {text: _goal_features(text) for text in set(data.instructions)}
+    goals = np.array([goal_of[text] for text, keep in zip(data.instructions, valid, strict=True) if keep])
+    features = np.concatenate([before, after.reshape(-1, 10), relative, pushes, goals], axis=1)
+    return features, current, following
 
 
 def measure(args: Args) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from matplotlib import pyplot as plt
 from agents import d3rlpy_policy, evaluate, train
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from vlgor_envs.data.collect import collect, list_datasets
-from vlgor_envs.imagination.rollouts import imagine
+from vlgor_envs.imagination.rollouts import check_arguments, imagine
 
 NAME = "splits"
 EVAL_SPLITS = ("rephrasing", "counterfactual", "hard")
@@ -178,11 +178,12 @@ def regimes_of(args: Args) -> tuple[str, ...]:
     unknown = set(regimes) - set(REGIMES)
     if unknown:
         raise ValueError(f"unknown regimes {sorted(unknown)}; choose from {sorted(REGIMES)}")
-    if args.env == "metaworld" and "wo_behavior" in regimes:
-        raise ValueError(
-            "regime 'wo_behavior' needs counterfactual target edits, which Meta-World does not have "
-            "(every counterfactual task edits the behaviour); drop it from --regimes"
-        )
+    for regime in regimes:
+        for split, edits in REGIMES[regime]:
+            try:
+                check_arguments(args.env, split, edits)
+            except ValueError as exc:
+                raise ValueError(f"regime {regime!r} cannot run on {args.env}: {exc}") from exc
     return regimes
 
 

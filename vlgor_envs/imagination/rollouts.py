@@ -121,7 +121,8 @@ def imagined_dataset_id(env: str, split: str = "counterfactual", edits: str = "b
     return f"{NAMESPACE}/{env}/{name}-v0"
 
 
-def _check_arguments(env: str, split: str, edits: str) -> None:
+def check_arguments(env: str, split: str, edits: str) -> None:
+    """Raise ``ValueError`` naming the fix if :func:`imagine` cannot make ``(env, split, edits)``."""
     check_choice("env", env, tuple(IMAGINED_ENV_IDS))
     check_choice("split", split, SPLITS)
     check_choice("edits", edits, EDITS)
@@ -177,7 +178,7 @@ def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
 
 def imagined_prompts(env: str, split: str, rollouts: int, seed: int = 0, edits: str = "both") -> list[Prompt]:
     """The goals of :func:`imagine`'s rollouts ``0 .. rollouts-1`` (see the module docstring)."""
-    _check_arguments(env, split, edits)
+    check_arguments(env, split, edits)
     rng, _ = _generators(seed)
     prompts = []
     for k in range(rollouts):
@@ -336,7 +337,7 @@ def imagine(
         FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (names ``--overwrite``).
         RuntimeError: ``keep_failures=False`` and no rollout reached its goal (nothing is written).
     """
-    _check_arguments(env, split, edits)
+    check_arguments(env, split, edits)
     check_choice("first_action", first_action, FIRST_ACTIONS)
     for name, value in (("rollouts", rollouts), ("num_envs", num_envs)):
         if value < 1:
