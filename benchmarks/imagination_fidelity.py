@@ -61,6 +61,8 @@ class Args:
     seed: int = 0
     keep_other_envs: bool = True
     """Keep a previous result's figures for the envs this run does not measure."""
+    device: str = "cpu"
+    """torch device of the imagination model, e.g. `cuda`."""
 
 
 def heldout_dataset(env: str, split: str, episodes: int) -> str:
@@ -80,21 +82,22 @@ def _imagine_batches(
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     outputs: list[list[np.ndarray]] = [[], [], []]
-    generator = torch.Generator().manual_seed(seed)
+    device = model.device
+    generator = torch.Generator(device).manual_seed(seed)
     for start in range(0, len(frames), 64):
         rows = slice(start, start + 64)
         text, mask = default_text_encoder().encode_tokens(instructions[rows], model.cfg.max_text_tokens)
         with torch.inference_mode():
             result = model.imagine(
-                torch.from_numpy(frames[rows]),
-                torch.from_numpy(np.asarray(actions[rows])),
-                torch.from_numpy(text),
-                torch.from_numpy(mask),
+                torch.from_numpy(frames[rows]).to(device),
+                torch.from_numpy(np.asarray(actions[rows])).to(device),
+                torch.from_numpy(text).to(device),
+                torch.from_numpy(mask).to(device),
                 flow_steps,
                 generator,
             )
         for out, value in zip(outputs, result, strict=True):
-            out.append(value.numpy())
+            out.append(value.cpu().numpy())
     imagined, next_actions, states = (np.concatenate(o) for o in outputs)
     return imagined, next_actions, states
 
@@ -114,8 +117,10 @@ def one_step_fidelity(model: WorldModel, dataset_id: str, flow_steps: int, seed:
         reconstructed = np.concatenate(
             [
                 model.autoencoder.decode(
-                    model.autoencoder.encode(torch.from_numpy(real[i : i + 256]))
-                ).numpy()
+                    model.autoencoder.encode(torch.from_numpy(real[i : i + 256]).to(model.device))
+                )
+                .cpu()
+                .numpy()
                 for i in range(0, len(real), 256)
             ]
         )
@@ -185,10 +190,16 @@ def _episode_starts(dataset_id: str, count: int) -> list[tuple[int, Any, str]]:
 
 
 def execution_success(
-    env: str, checkpoint: str | None, split: str, dataset_id: str, episodes: int, flow_steps: int
+    env: str,
+    checkpoint: str | None,
+    split: str,
+    dataset_id: str,
+    episodes: int,
+    flow_steps: int,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """Imagine with the model's own actions, then replay those actions in the real env."""
-    imagined = ImaginedEnv(env=env, checkpoint=checkpoint, split=split, flow_steps=flow_steps)
+    imagined = ImaginedEnv(env=env, checkpoint=checkpoint, split=split, flow_steps=flow_steps, device=device)
     core = imagined._core  # resets from an exact real-env seed, to start where the dataset did
     real = gym.make(REAL_ENV_IDS[env], split=split)
     imagined_successes, real_successes, lengths = [], [], []
@@ -252,20 +263,22 @@ def rollout_strip(
     )
     instruction = str(next(iter(dataset.storage.get_episode_metadata([episode.id])))["instruction"])
     real = episode.observations["image"][: steps + 1]
-    frame = torch.from_numpy(real[:1])
+    device = model.device
+    frame = torch.from_numpy(real[:1]).to(device)
     imagined = [real[0]]
     text, mask = default_text_encoder().encode_tokens([instruction], model.cfg.max_text_tokens)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device).manual_seed(0)
     for action in episode.actions[: len(real) - 1]:
-        frame, _, _ = model.imagine(
-            frame,
-            torch.as_tensor(np.asarray([action])),
-            torch.from_numpy(text),
-            torch.from_numpy(mask),
-            flow_steps,
-            generator,
-        )
-        imagined.append(frame[0].numpy())
+        with torch.inference_mode():
+            frame, _, _ = model.imagine(
+                frame,
+                torch.as_tensor(np.asarray([action]), device=device),
+                torch.from_numpy(text).to(device),
+                torch.from_numpy(mask).to(device),
+                flow_steps,
+                generator,
+            )
+        imagined.append(frame[0].cpu().numpy())
     columns = len(real)
     fig, axes = plt.subplots(2, columns, figsize=(1.3 * columns, 3.0), squeeze=False)
     for row, frames in enumerate((real, imagined)):
@@ -286,7 +299,7 @@ def measure(args: Args) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for env in args.envs:
         checkpoint = args.checkpoints.get(env)
-        model, config = load_checkpoint(checkpoint or shipped_checkpoint(env))
+        model, config = load_checkpoint(checkpoint or shipped_checkpoint(env), args.device)
         env_figures: dict[str, Any] = {
             "checkpoint": checkpoint or f"shipped ({env})",
             "training": config.get("training"),
@@ -296,7 +309,7 @@ def measure(args: Args) -> dict[str, Any]:
             split_figures = one_step_fidelity(model, dataset_id, args.flow_steps, args.seed)
             split_figures.update(
                 execution_success(
-                    env, checkpoint, split, dataset_id, args.execution_episodes, args.flow_steps
+                    env, checkpoint, split, dataset_id, args.execution_episodes, args.flow_steps, args.device
                 )
             )
             env_figures[split] = split_figures

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -33,6 +33,10 @@ class Args:
     threads: int = 2
     """torch intra-op threads (the machine has 2 cores)."""
     seed: int = 0
+    device: str = "cpu"
+    """torch device of the imagination model, e.g. `cuda`."""
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    """Checkpoint folder per env (default: the shipped ones)."""
 
 
 def _single(env_id: str, steps: int, seed: int, **kwargs: Any) -> float:
@@ -50,10 +54,8 @@ def _single(env_id: str, steps: int, seed: int, **kwargs: Any) -> float:
     return steps / seconds
 
 
-def _batched(env_id: str, num_envs: int, steps: int, seed: int, flow_steps: int) -> float:
-    envs = gym.make_vec(
-        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", flow_steps=flow_steps
-    )
+def _batched(env_id: str, num_envs: int, steps: int, seed: int, **kwargs: Any) -> float:
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
     envs.step(envs.action_space.sample())
@@ -70,13 +72,13 @@ def measure(args: Args) -> dict[str, dict[str, float]]:
     figures = {}
     for env in args.envs:
         imagined_id, real_id = IDS[env]
+        checkpoint = args.checkpoints.get(env)
+        model = {"flow_steps": args.flow_steps, "device": args.device, "checkpoint": checkpoint}
         figures[env] = {
             "imagined_batched_steps_per_second": _batched(
-                imagined_id, args.num_envs, args.batched_steps, args.seed, args.flow_steps
+                imagined_id, args.num_envs, args.batched_steps, args.seed, **model
             ),
-            "imagined_single_steps_per_second": _single(
-                imagined_id, args.single_steps, args.seed, flow_steps=args.flow_steps
-            ),
+            "imagined_single_steps_per_second": _single(imagined_id, args.single_steps, args.seed, **model),
             "real_steps_per_second": _single(real_id, args.real_steps, args.seed),
         }
         print(env, figures[env])

@@ -18,6 +18,8 @@ PRESETS: dict[str, dict[str, int]] = {
     "cpu": {"width": 128, "depth": 4, "heads": 4},
     "gpu": {"width": 384, "depth": 8, "heads": 6},
 }
+#: Autoencoder hidden channels by preset: the GPU preset's is twice as wide.
+AUTOENCODER_WIDTHS: dict[str, tuple[int, int]] = {"tiny": (32, 64), "cpu": (32, 64), "gpu": (64, 128)}
 #: What each env's model reads and predicts.
 ENV_SHAPES: dict[str, dict[str, object]] = {
     # Ball centres (5 x 2); 40 discrete pushes.
@@ -55,7 +57,7 @@ def model_config(env: str, preset: str = "cpu", horizon: int = 1, image_size: in
         env=env,
         image_size=image_size,
         horizon=horizon,
-        autoencoder=AutoencoderConfig(image_size=image_size),
+        autoencoder=AutoencoderConfig(image_size=image_size, hidden_channels=AUTOENCODER_WIDTHS[preset]),
         **PRESETS[preset],  # type: ignore[arg-type]
         **ENV_SHAPES[env],  # type: ignore[arg-type]
     )
@@ -87,6 +89,8 @@ class PretrainArgs:
     """Continue from the training state saved beside `out`."""
     threads: int | None = None
     """torch intra-op threads (default: torch's choice)."""
+    device: str = "cpu"
+    """torch device to train on, e.g. `cuda`; the checkpoint is the same either way."""
 
 
 @dataclasses.dataclass
@@ -110,6 +114,8 @@ class FinetuneArgs:
     seed: int = 0
     resume: bool = False
     threads: int | None = None
+    device: str = "cpu"
+    """torch device to train on, e.g. `cuda`."""
 
 
 def pretrain_command(args: PretrainArgs) -> None:
@@ -126,6 +132,7 @@ def pretrain_command(args: PretrainArgs) -> None:
         resume=args.resume,
         max_transitions=args.max_transitions,
         autoencoder_from=args.autoencoder_from,
+        device=args.device,
     )
     print(f"wrote {out}")
 
@@ -143,5 +150,6 @@ def finetune_command(args: FinetuneArgs) -> None:
         seed=args.seed,
         resume=args.resume,
         max_transitions=args.max_transitions,
+        device=args.device,
     )
     print(f"wrote {out}")

@@ -258,6 +258,11 @@ class WorldModel(nn.Module):
         self.register_buffer("state_mean", torch.zeros(cfg.state_dim))
         self.register_buffer("state_std", torch.ones(cfg.state_dim))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (``model.to(...)`` moves them)."""
+        return self.state_mean.device
+
     # -- tokens ------------------------------------------------------------------------------
 
     def _patchify(self, latents: torch.Tensor) -> torch.Tensor:

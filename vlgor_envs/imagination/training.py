@@ -83,9 +83,9 @@ def _save_training_state(
         for key, value in state.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value)
     with atomic_folder(_state_folder(out)) as staging:
-        save_file(
-            {k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(staging / _STATE_FILE)
-        )
+        # Cloned: safetensors refuses tensors that share storage.
+        cpu = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+        save_file(cpu, str(staging / _STATE_FILE))
         (staging / _STATE_JSON).write_text(json.dumps({"phase": phase, "step": step, "logs": logs}))
 
 
@@ -163,44 +163,50 @@ def _run_phase(
     return logs
 
 
-def _generators(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
-    return np.random.default_rng([seed, step]), torch.Generator().manual_seed(seed * 1_000_003 + step)
+def _generators(seed: int, step: int, device: torch.device) -> tuple[np.random.Generator, torch.Generator]:
+    torch_generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+    return np.random.default_rng([seed, step]), torch_generator
 
 
 def _encode_latents(
     model: WorldModel, frames: np.ndarray, progress: bool, batch_size: int = 256
 ) -> torch.Tensor:
+    device = model.device
     with torch.no_grad():
         chunks = [
-            model.autoencoder.encode(torch.from_numpy(frames[i : i + batch_size]))
+            model.autoencoder.encode(torch.from_numpy(frames[i : i + batch_size]).to(device))
             for i in tqdm(range(0, len(frames), batch_size), desc="encode latents", disable=not progress)
         ]
     return torch.cat(chunks)
 
 
 class _Batches:
-    """Random training batches of a :class:`Transitions` set, text states looked up per pair."""
+    """Random training batches of a :class:`Transitions` set, text states looked up per pair.
+
+    Everything lives on the model's device, so a batch is gathered there.
+    """
 
     def __init__(self, model: WorldModel, data: Transitions, with_text: bool, progress: bool) -> None:
         self.data = data
-        self.current = torch.from_numpy(data.current)
-        self.future = torch.from_numpy(data.future)
-        self.frames = torch.from_numpy(data.frames)
-        self.states = torch.from_numpy(data.states[:, list(model.cfg.state_indices)])
+        self.device = device = model.device
+        self.current = torch.from_numpy(data.current).to(device)
+        self.future = torch.from_numpy(data.future).to(device)
+        self.frames = torch.from_numpy(data.frames).to(device)
+        self.states = torch.from_numpy(data.states[:, list(model.cfg.state_indices)]).to(device)
         self.latents = _encode_latents(model, data.frames, progress)
-        self.actions = torch.from_numpy(np.asarray(data.actions))
-        self.next_actions = torch.from_numpy(np.asarray(data.next_actions))
-        self.valid = torch.from_numpy(data.next_action_valid)
+        self.actions = torch.from_numpy(np.asarray(data.actions)).to(device)
+        self.next_actions = torch.from_numpy(np.asarray(data.next_actions)).to(device)
+        self.valid = torch.from_numpy(data.next_action_valid).to(device)
         self.with_text = with_text
         if with_text:
             unique = sorted(set(data.instructions))
             index = {text: i for i, text in enumerate(unique)}
             states, mask = default_text_encoder().encode_tokens(unique, model.cfg.max_text_tokens)
-            self.text, self.text_mask = torch.from_numpy(states), torch.from_numpy(mask)
-            self.text_index = torch.tensor([index[text] for text in data.instructions])
+            self.text, self.text_mask = torch.from_numpy(states).to(device), torch.from_numpy(mask).to(device)
+            self.text_index = torch.tensor([index[text] for text in data.instructions], device=device)
 
     def sample(self, rng: np.random.Generator, size: int) -> dict[str, torch.Tensor]:
-        rows = torch.from_numpy(rng.integers(len(self.data), size=size))
+        rows = torch.from_numpy(rng.integers(len(self.data), size=size)).to(self.device)
         current, future = self.current[rows], self.future[rows]
         batch = {
             "frames": self.frames[current],
@@ -218,7 +224,7 @@ class _Batches:
 
 
 def _fit_state_statistics(model: WorldModel, data: Transitions) -> None:
-    states = torch.from_numpy(data.states[:, list(model.cfg.state_indices)])
+    states = torch.from_numpy(data.states[:, list(model.cfg.state_indices)]).to(model.device)
     model.state_mean.copy_(states.mean(dim=0))
     model.state_std.copy_(states.std(dim=0).clamp(min=1e-3))
 
@@ -235,27 +241,28 @@ def pretrain(
     progress: bool = True,
     max_transitions: int | None = None,
     autoencoder_from: str | Path | None = None,
+    device: str | torch.device = "cpu",
 ) -> Path:
     """Pretrain on instruction-free interaction data and write the checkpoint folder ``out``.
 
     The autoencoder trains first (its statistics are then fixed), then the MoT with the
     autoencoder frozen. A resumed run whose autoencoder phase finished skips to the dynamics.
     ``autoencoder_from`` takes the trained autoencoder of another checkpoint instead (its
-    config must match) and skips the first phase.
+    config must match) and skips the first phase. Training runs on ``device``; the
+    checkpoint is written from the CPU either way.
     """
     out = Path(out)
     torch.manual_seed(seed)
-    model = WorldModel(cfg)
+    model = WorldModel(cfg).to(device)
     data = load_transitions(datasets, cfg.horizon, max_transitions=max_transitions, progress=progress)
     started = time.perf_counter()
     frames = torch.from_numpy(data.frames)
     autoencoder_params = list(model.autoencoder.parameters())
 
     def autoencoder_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng, _ = _generators(seed, step)
-        return model.autoencoder.loss(
-            frames[torch.from_numpy(rng.integers(len(frames), size=autoencoder.batch_size))]
-        )
+        rng = np.random.default_rng([seed, step])
+        rows = torch.from_numpy(rng.integers(len(frames), size=autoencoder.batch_size))
+        return model.autoencoder.loss(frames[rows].to(device))
 
     autoencoder_logs: list[dict[str, float]] = []
     if autoencoder_from is not None:
@@ -283,7 +290,7 @@ def pretrain(
             progress,
         )
         sample = np.random.default_rng(seed).choice(len(frames), size=min(4096, len(frames)), replace=False)
-        model.autoencoder.fit_latent_statistics(frames[torch.from_numpy(np.sort(sample))])
+        model.autoencoder.fit_latent_statistics(frames[torch.from_numpy(np.sort(sample))].to(device))
         _fit_state_statistics(model, data)
     for parameter in autoencoder_params:
         parameter.requires_grad_(False)
@@ -291,7 +298,7 @@ def pretrain(
     batches = _Batches(model, data, with_text=False, progress=progress)
 
     def dynamics_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng, generator = _generators(seed, step)
+        rng, generator = _generators(seed, step, batches.device)
         return model.loss(batches.sample(rng, dynamics.batch_size), generator)
 
     dynamics_logs = _run_phase(
@@ -317,6 +324,7 @@ def pretrain(
 def _finish(
     out: Path, model: WorldModel, record: dict[str, Any], adapter: dict[str, Any] | None = None
 ) -> Path:
+    model.to("cpu")
     with atomic_folder(out) as staging:
         write_checkpoint_files(staging, model, record)
         if adapter is not None:
@@ -348,7 +356,7 @@ def adapter_state(peft_model: Any) -> dict[str, torch.Tensor]:
     for name, parameter in base.named_parameters():
         if name.split(".")[0] in HEAD_MODULES:
             state[f"heads.{name}"] = parameter
-    return {k: v.detach().contiguous().clone() for k, v in state.items()}
+    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
 def load_adapter(base: WorldModel, folder: str | Path) -> Any:
@@ -378,6 +386,7 @@ def finetune(
     checkpoint_every: int = 500,
     progress: bool = True,
     max_transitions: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> Path:
     """Ground the pretrained checkpoint ``base`` on instruction-labelled ``datasets`` with LoRA.
 
@@ -386,7 +395,7 @@ def finetune(
     """
     out = Path(out)
     torch.manual_seed(seed)
-    model, base_config = load_checkpoint(base)
+    model, base_config = load_checkpoint(base, device)
     data = load_transitions(datasets, model.cfg.horizon, max_transitions=max_transitions, progress=progress)
     started = time.perf_counter()
     batches = _Batches(model, data, with_text=True, progress=progress)
@@ -394,7 +403,7 @@ def finetune(
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
 
     def grounding_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng, generator = _generators(seed, step)
+        rng, generator = _generators(seed, step, batches.device)
         return model.loss(batches.sample(rng, schedule.batch_size), generator)
 
     logs = _run_phase(
