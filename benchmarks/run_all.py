@@ -7,6 +7,7 @@ from benchmarks import (
     clevr_throughput,
     data_conversion,
     imagination_fidelity,
+    imagination_gpu,
     imagination_sample_efficiency,
     imagination_throughput,
     metaworld_expert,
@@ -46,6 +47,9 @@ def refresh_readme() -> None:
         next_action_predictability,
     ):
         replace_readme_section(module.NAME, module.readme_table())
+    # Measured on a lent GPU (tools/device), so `main` does not run it.
+    if (RESULTS_DIR / f"{imagination_gpu.NAME}.json").is_file():
+        replace_readme_section(imagination_gpu.NAME, imagination_gpu.readme_table())
     # Needs the pretrained checkpoint of the model card's commands, so `main` does not run it.
     if (RESULTS_DIR / f"{imagination_sample_efficiency.NAME}.json").is_file():
         replace_readme_section(
