@@ -125,6 +125,15 @@ def test_save_load_round_trip_gives_equal_outputs(dataset: str, tmp_path: Path) 
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_a_wider_autoencoder_is_rebuilt_from_its_checkpoint(tmp_path: Path) -> None:
+    cfg = model_config("clevr", "tiny", autoencoder_channels=(8, 16))
+    assert cfg.autoencoder.hidden_channels == (8, 16)
+    assert model_config("clevr", "gpu").autoencoder.hidden_channels == (64, 128)
+    path = save_checkpoint(WorldModel(cfg), tmp_path / "model", {"training": None})
+    loaded, _ = load_checkpoint(path)
+    assert loaded.cfg.autoencoder.hidden_channels == (8, 16)
+
+
 def test_lora_grounding_changes_only_adapters_and_heads(dataset: str) -> None:
     torch.manual_seed(2)
     model = WorldModel(model_config("clevr", "tiny"))

@@ -47,8 +47,17 @@ GROUNDING_DATASETS: dict[str, tuple[str, ...]] = {
 }
 
 
-def model_config(env: str, preset: str = "cpu", horizon: int = 1, image_size: int = 64) -> WorldModelConfig:
-    """The world-model config of ``env`` at a size ``preset`` (``tiny``, ``cpu`` or ``gpu``)."""
+def model_config(
+    env: str,
+    preset: str = "cpu",
+    horizon: int = 1,
+    image_size: int = 64,
+    autoencoder_channels: tuple[int, int] | None = None,
+) -> WorldModelConfig:
+    """The world-model config of ``env`` at a size ``preset`` (``tiny``, ``cpu`` or ``gpu``).
+
+    ``autoencoder_channels`` overrides the preset's autoencoder hidden channels.
+    """
     if env not in ENV_SHAPES:
         raise ValueError(f"unknown env {env!r}; choose one of {sorted(ENV_SHAPES)}")
     if preset not in PRESETS:
@@ -57,7 +66,9 @@ def model_config(env: str, preset: str = "cpu", horizon: int = 1, image_size: in
         env=env,
         image_size=image_size,
         horizon=horizon,
-        autoencoder=AutoencoderConfig(image_size=image_size, hidden_channels=AUTOENCODER_WIDTHS[preset]),
+        autoencoder=AutoencoderConfig(
+            image_size=image_size, hidden_channels=autoencoder_channels or AUTOENCODER_WIDTHS[preset]
+        ),
         **PRESETS[preset],  # type: ignore[arg-type]
         **ENV_SHAPES[env],  # type: ignore[arg-type]
     )
@@ -77,6 +88,8 @@ class PretrainArgs:
     horizon: int = 1
     """Steps ahead the model predicts."""
     autoencoder_steps: int = 5000
+    autoencoder_channels: tuple[int, int] | None = None
+    """Hidden channels of the autoencoder's two stages (default: the preset's)."""
     autoencoder_from: Path | None = None
     """Reuse the trained autoencoder of this checkpoint folder and skip training one."""
     dynamics_steps: int = 2500
@@ -121,7 +134,7 @@ class FinetuneArgs:
 def pretrain_command(args: PretrainArgs) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = model_config(args.env, args.preset, args.horizon)
+    cfg = model_config(args.env, args.preset, args.horizon, autoencoder_channels=args.autoencoder_channels)
     out = pretrain(
         args.datasets or PRETRAIN_DATASETS[args.env],
         args.out,
