@@ -18,7 +18,7 @@ from typing import Any
 import tyro
 
 from benchmarks import imagination_fidelity
-from benchmarks.report import RESULTS_DIR, load_result, markdown_table
+from benchmarks.report import RESULTS_DIR, load_result, markdown_table, write_record
 
 NAME = "imagination_gpu"
 
@@ -119,14 +119,9 @@ def readme_table() -> str:
 
 
 def main(args: Args) -> None:
-    run = json.loads(args.run.read_text())
-    path = RESULTS_DIR / f"{NAME}.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record_of(run, args), indent=2, sort_keys=True) + "\n")
-    partial.replace(path)
+    write_record(NAME, record_of(json.loads(args.run.read_text()), args))
     for strip in sorted(args.run.parent.glob("gpu_strip_*.png")):
         shutil.copyfile(strip, RESULTS_DIR / f"{NAME}_{strip.stem.removeprefix('gpu_strip_')}.png")
-    print(f"{NAME} -> {path}")
 
 
 if __name__ == "__main__":

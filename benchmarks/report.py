@@ -73,6 +73,11 @@ def write_result(name: str, config: Any, figures: dict[str, Any], directory: Pat
         "config": dataclasses.asdict(config),
         "figures": figures,
     }
+    return write_record(name, record, directory)
+
+
+def write_record(name: str, record: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+    """Write a finished record as ``<directory>/<name>.json`` atomically; returns its path."""
     path = directory / f"{name}.json"
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
