@@ -66,7 +66,8 @@ def _fidelity_row(label: str, figures: dict[str, Any]) -> list[str]:
 def readme_table() -> str:
     result = load_result(NAME)
     figures = result["figures"]
-    cpu = load_result(imagination_fidelity.NAME)["figures"]["clevr"]
+    shipped = load_result(imagination_fidelity.NAME)
+    cpu = shipped["figures"]["clevr"]
     rows = [
         _fidelity_row(f"gpu preset, {split} instructions", figures["fidelity"][split])
         for split in imagination_fidelity.SPLITS
@@ -102,7 +103,7 @@ def readme_table() -> str:
         )
         + f"\n\nTrained and measured on {device} ({training}); same held-out transitions, 2 flow steps; "
         + f"execution success over {result['config']['budget'].get('exec_eps', 50):.0f} episodes per split "
-        + "on the GPU (50 for the shipped model).\n\n"
+        + f"on the GPU ({shipped['config']['execution_episodes']} for the shipped model).\n\n"
         + markdown_table(
             [
                 f"imagined steps/s on {device}",
