@@ -8,7 +8,8 @@ and next-action accuracy. Execution success: from each held-out episode's start,
 own actions (after the recorded first one) carry an imagined rollout until the imagined
 outcome meets the goal; those actions are then replayed in the real env.
 
-Also: PSNR against the number of Euler flow steps (how the default was chosen), and a
+Also: PSNR against the number of Euler flow steps (how the default was chosen), one-step
+fidelity when sampling at temperature 1 (the training noise) instead of the default, and a
 real-vs-imagined rollout strip per split.
 """
 
@@ -36,7 +37,7 @@ from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoin
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, REAL_ENV_IDS, ImaginedEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
-from vlgor_envs.imagination.model import WorldModel
+from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, WorldModel
 from vlgor_envs.language.encoder import default_text_encoder
 
 NAME = "imagination_fidelity"
@@ -58,6 +59,9 @@ class Args:
     execution_episodes: int = 50
     flow_steps: int = DEFAULT_FLOW_STEPS
     flow_step_sweep: tuple[int, ...] = (1, 2, 4, 8, 16)
+    temperature: float = DEFAULT_TEMPERATURE
+    """Scale of the flow's starting noise; train fidelity is also measured at `compare_temperature`."""
+    compare_temperature: float = 1.0
     seed: int = 0
     keep_other_envs: bool = True
     """Keep a previous result's figures for the envs this run does not measure."""
@@ -80,6 +84,7 @@ def _imagine_batches(
     instructions: list[str],
     flow_steps: int,
     seed: int,
+    temperature: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     outputs: list[list[np.ndarray]] = [[], [], []]
     device = model.device
@@ -95,6 +100,7 @@ def _imagine_batches(
                 torch.from_numpy(mask).to(device),
                 flow_steps,
                 generator,
+                temperature=temperature,
             )
         for out, value in zip(outputs, result, strict=True):
             out.append(value.cpu().numpy())
@@ -102,12 +108,14 @@ def _imagine_batches(
     return imagined, next_actions, states
 
 
-def one_step_fidelity(model: WorldModel, dataset_id: str, flow_steps: int, seed: int) -> dict[str, float]:
+def one_step_fidelity(
+    model: WorldModel, dataset_id: str, flow_steps: int, seed: int, temperature: float = DEFAULT_TEMPERATURE
+) -> dict[str, float]:
     """PSNR, SSIM, MED and next-action accuracy over every transition of a dataset."""
     data = load_transitions([dataset_id], model.cfg.horizon, progress=False)
     actions = np.asarray(data.actions)
     imagined, next_actions, states = _imagine_batches(
-        model, data.frames[data.current], actions, data.instructions, flow_steps, seed
+        model, data.frames[data.current], actions, data.instructions, flow_steps, seed, temperature
     )
     real = data.frames[data.future]
     true_states = data.states[data.future]
@@ -197,9 +205,17 @@ def execution_success(
     episodes: int,
     flow_steps: int,
     device: str = "cpu",
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> dict[str, float]:
     """Imagine with the model's own actions, then replay those actions in the real env."""
-    imagined = ImaginedEnv(env=env, checkpoint=checkpoint, split=split, flow_steps=flow_steps, device=device)
+    imagined = ImaginedEnv(
+        env=env,
+        checkpoint=checkpoint,
+        split=split,
+        flow_steps=flow_steps,
+        device=device,
+        temperature=temperature,
+    )
     core = imagined._core  # resets from an exact real-env seed, to start where the dataset did
     real = gym.make(REAL_ENV_IDS[env], split=split)
     imagined_successes, real_successes, lengths = [], [], []
@@ -233,14 +249,20 @@ def execution_success(
 
 
 def flow_step_sweep(
-    model: WorldModel, dataset_id: str, steps: tuple[int, ...], seed: int
+    model: WorldModel, dataset_id: str, steps: tuple[int, ...], seed: int, temperature: float
 ) -> dict[str, dict[str, float]]:
     data = load_transitions([dataset_id], model.cfg.horizon, max_transitions=256, progress=False)
     sweep = {}
     for flow_steps in steps:
         start = time.perf_counter()
         imagined, _, _ = _imagine_batches(
-            model, data.frames[data.current], np.asarray(data.actions), data.instructions, flow_steps, seed
+            model,
+            data.frames[data.current],
+            np.asarray(data.actions),
+            data.instructions,
+            flow_steps,
+            seed,
+            temperature,
         )
         seconds = time.perf_counter() - start
         real = data.frames[data.future]
@@ -254,7 +276,13 @@ def flow_step_sweep(
 
 
 def rollout_strip(
-    model: WorldModel, env: str, dataset_id: str, path: Path, flow_steps: int, steps: int = 8
+    model: WorldModel,
+    env: str,
+    dataset_id: str,
+    path: Path,
+    flow_steps: int,
+    steps: int = 8,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> None:
     """Real frames (top) and the open-loop imagination of the same actions (bottom), Fig. 5 style."""
     dataset = minari.load_dataset(dataset_id)
@@ -277,6 +305,7 @@ def rollout_strip(
                 torch.from_numpy(mask).to(device),
                 flow_steps,
                 generator,
+                temperature=temperature,
             )
         imagined.append(frame[0].cpu().numpy())
     columns = len(real)
@@ -306,17 +335,30 @@ def measure(args: Args) -> dict[str, Any]:
         }
         for split in SPLITS:
             dataset_id = heldout_dataset(env, split, args.heldout_episodes[env])
-            split_figures = one_step_fidelity(model, dataset_id, args.flow_steps, args.seed)
+            split_figures = one_step_fidelity(model, dataset_id, args.flow_steps, args.seed, args.temperature)
             split_figures.update(
                 execution_success(
-                    env, checkpoint, split, dataset_id, args.execution_episodes, args.flow_steps, args.device
+                    env,
+                    checkpoint,
+                    split,
+                    dataset_id,
+                    args.execution_episodes,
+                    args.flow_steps,
+                    args.device,
+                    args.temperature,
                 )
             )
             env_figures[split] = split_figures
             print(env, split, split_figures)
-            rollout_strip(model, env, dataset_id, RESULTS_DIR / f"{NAME}_{env}_{split}.png", args.flow_steps)
+            strip = RESULTS_DIR / f"{NAME}_{env}_{split}.png"
+            rollout_strip(model, env, dataset_id, strip, args.flow_steps, temperature=args.temperature)
+        train_set = heldout_dataset(env, "train", args.heldout_episodes[env])
+        env_figures["compare_temperature"] = {
+            "temperature": args.compare_temperature,
+            **one_step_fidelity(model, train_set, args.flow_steps, args.seed, args.compare_temperature),
+        }
         env_figures["flow_steps"] = flow_step_sweep(
-            model, heldout_dataset(env, "train", args.heldout_episodes[env]), args.flow_step_sweep, args.seed
+            model, train_set, args.flow_step_sweep, args.seed, args.temperature
         )
         figures[env] = env_figures
     return figures
@@ -365,6 +407,20 @@ def readme_table() -> str:
             rows.append(
                 [f"{env}: autoencoder", "train", _cell(f["autoencoder_psnr"], digits=2), "—", "—", "—", "—"]
             )
+        compared = env_figures.get("compare_temperature")
+        if compared:
+            med = compared.get("med", compared.get("object_error_m"))
+            rows.append(
+                [
+                    f"{env}: temperature {compared['temperature']:g}",
+                    "train",
+                    _cell(compared["psnr"], digits=2),
+                    _cell(compared["ssim"], digits=4),
+                    _cell(med, digits=4) + ("" if env == "clevr" else " m"),
+                    "—",
+                    "—",
+                ]
+            )
     rows.append(["paper (BAGEL), CLEVR", "—", PAPER["psnr"], PAPER["ssim"], PAPER["med"], "—", "—"])
     rows.append(["target here, CLEVR", "—", ">= 30", ">= 0.95", "<= 0.03", ">= 90% (train)", "—"])
     sweeps = []
@@ -375,18 +431,19 @@ def readme_table() -> str:
             + ", ".join(f"{k}: {v['psnr']:.2f} dB ({v['frames_per_second']:.0f} frames/s)" for k, v in sweep)
         )
     sweep_line = "; ".join(sweeps)
+    config = result["config"]
     return (
         markdown_table(
             ["env", "instructions", "PSNR (dB)", "SSIM", "MED", "next action", "execution success"], rows
         )
         + "\n\nOne-step fidelity on held-out expert transitions, "
-        + f"{result['config']['flow_steps']} flow steps. "
+        + f"{config['flow_steps']} flow steps, temperature {config.get('temperature', 1.0):g}. "
         + "CLEVR MED: the pushed ball read from the imagined frame by the colour detector, arena-normalised; "
         + "Meta-World: the state head's object position error. Baselines: *copy s_t* predicts no change "
         + "(and the current action as the next one); "
-        + "*autoencoder* reconstructs the true s_{t+1}, the ceiling of any imagined frame. "
-        + "PSNR by flow steps (train instructions, "
-        + "256 transitions, batches of 64, one thread beside another run): "
+        + "*autoencoder* reconstructs the true s_{t+1}, the ceiling of any imagined frame; "
+        + "*temperature 1* samples the flow's start with the training noise. "
+        + "PSNR by flow steps (train instructions, 256 transitions, batches of 64): "
         + f"{sweep_line}. {provenance(result)}"
     )
 

@@ -125,6 +125,21 @@ def test_save_load_round_trip_gives_equal_outputs(dataset: str, tmp_path: Path) 
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_temperature_zero_ignores_the_noise_and_one_samples_with_it(dataset: str) -> None:
+    torch.manual_seed(2)
+    model = WorldModel(model_config("clevr", "tiny")).eval()
+    batch = _batch(model, dataset, size=2)
+    inputs = (batch["frames"], batch["actions"], batch["text"], batch["text_mask"], 2)
+    shape = (2, model.cfg.autoencoder.latent_channels, *(2 * [model.cfg.autoencoder.latent_size]))
+    noises = [torch.randn(shape, generator=torch.Generator().manual_seed(k)) for k in (0, 1)]
+    cold = [model.imagine(*inputs, noise=noise, temperature=0.0)[0] for noise in noises]
+    warm = [model.imagine(*inputs, noise=noise, temperature=1.0)[0] for noise in noises]
+    torch.testing.assert_close(cold[0], cold[1], rtol=0, atol=0)
+    assert not torch.equal(warm[0], warm[1])
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        model.imagine(*inputs, temperature=-1.0)
+
+
 def test_a_wider_autoencoder_is_rebuilt_from_its_checkpoint(tmp_path: Path) -> None:
     cfg = model_config("clevr", "tiny", autoencoder_channels=(8, 16))
     assert cfg.autoencoder.hidden_channels == (8, 16)
@@ -249,9 +264,11 @@ def test_batched_and_single_stepping_agree(tiny_checkpoint: Path) -> None:
     vector.close()
 
 
-def test_imagined_env_rejects_a_horizon_the_checkpoint_was_not_trained_for(tiny_checkpoint: Path) -> None:
+def test_imagined_env_rejects_an_untrained_horizon_or_a_bad_temperature(tiny_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="horizon 1, not 3"):
         ImaginedEnv(checkpoint=str(tiny_checkpoint), horizon=3)
+    with pytest.raises(ValueError, match="temperature"):
+        ImaginedEnv(checkpoint=str(tiny_checkpoint), temperature=float("nan"))
 
 
 def test_make_vec_steps_all_envs_in_one_call() -> None:

@@ -26,7 +26,7 @@ from vlgor_envs.clevr.detect import detect_balls
 from vlgor_envs.clevr.env import DISTURBANCE_PENALTY
 from vlgor_envs.clevr.predicates import goal_distance
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
-from vlgor_envs.imagination.model import WorldModel
+from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, WorldModel, check_temperature
 from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.encoder import default_text_encoder
@@ -85,6 +85,7 @@ class _Imagination:
         flow_steps: int,
         device: str,
         guidance: float,
+        temperature: float,
     ) -> None:
         self.env = check_choice("env", env, tuple(REAL_ENV_IDS))
         self.model = _load_model(env, checkpoint, device)
@@ -95,7 +96,9 @@ class _Imagination:
             )
         if flow_steps < 1:
             raise ValueError(f"flow_steps must be >= 1, got {flow_steps}")
+        check_temperature(temperature)
         self.split, self.flow_steps, self.device, self.guidance = split, flow_steps, device, guidance
+        self.temperature = temperature
         self.image_size = self.model.cfg.image_size
         self.real = gym.make(REAL_ENV_IDS[env], split=split, image_size=self.image_size)
         self.observation_space = self.real.observation_space
@@ -145,6 +148,7 @@ class _Imagination:
                 self.flow_steps,
                 noise=noise,
                 guidance=self.guidance,
+                temperature=self.temperature,
             )
         results = []
         for i, episode in enumerate(episodes):
@@ -246,6 +250,8 @@ class ImaginedEnv(gym.Env[dict[str, Any], Any]):
     - ``flow_steps``: Euler steps per frame (default 2).
     - ``device``: torch device of the model (default ``"cpu"``).
     - ``guidance``: classifier-free guidance scale on the text (default 1.0: off).
+    - ``temperature``: scale of the flow's starting noise (default 0.0: deterministic frames;
+      1.0 samples as in training).
 
     ## Version History
     - v0 (unversioned id): initial version.
@@ -262,9 +268,10 @@ class ImaginedEnv(gym.Env[dict[str, Any], Any]):
         flow_steps: int = DEFAULT_FLOW_STEPS,
         device: str = "cpu",
         guidance: float = 1.0,
+        temperature: float = DEFAULT_TEMPERATURE,
         render_mode: str | None = None,
     ) -> None:
-        self._core = _Imagination(env, checkpoint, split, horizon, flow_steps, device, guidance)
+        self._core = _Imagination(env, checkpoint, split, horizon, flow_steps, device, guidance, temperature)
         self.observation_space = self._core.observation_space
         self.action_space = self._core.action_space
         self.render_mode = render_mode
@@ -337,6 +344,7 @@ class ImaginedVectorEnv(VectorEnv[dict[str, Any], Any, Any]):
             kwargs.pop("flow_steps", DEFAULT_FLOW_STEPS),
             kwargs.pop("device", "cpu"),
             kwargs.pop("guidance", 1.0),
+            kwargs.pop("temperature", DEFAULT_TEMPERATURE),
         )
         kwargs.pop("render_mode", None)
         if kwargs:

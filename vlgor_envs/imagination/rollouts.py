@@ -87,6 +87,7 @@ from vlgor_envs.data.collect import (
 )
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
 from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, REAL_ENV_IDS, ImaginedVectorEnv, real_env_seed
+from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, check_temperature
 from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.goal import Goal, check_choice
@@ -303,6 +304,7 @@ def imagine(
     max_steps: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> minari.MinariDataset:
     """Roll the imagination model out on counterfactual prompts and write a Minari dataset.
 
@@ -327,6 +329,7 @@ def imagine(
             CLEVR, the task's for Meta-World).
         device: Torch device of the model.
         progress: Show a tqdm progress bar over rollouts.
+        temperature: Scale of the flow's starting noise (0: deterministic frames).
 
     Returns:
         The dataset, loaded from its final location.
@@ -349,6 +352,7 @@ def imagine(
     flow_steps = DEFAULT_FLOW_STEPS if flow_steps is None else flow_steps
     if flow_steps < 1:
         raise ValueError(f"flow_steps must be >= 1, got {flow_steps}")
+    check_temperature(temperature)
     folder = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(env)
     dataset_id = dataset_id or imagined_dataset_id(env, split, edits)
     prompts = imagined_prompts(env, split, rollouts, seed, edits)
@@ -357,6 +361,7 @@ def imagine(
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "flow_steps": flow_steps,
         "device": device,
+        "temperature": temperature,
     }
     start = time.perf_counter()
     with staged_dataset(dataset_id, overwrite, command="imagine") as staging:
@@ -390,6 +395,7 @@ def imagine(
                     "checkpoint_shipped": checkpoint is None,
                     "checkpoint_sha256": checkpoint_digest(folder),
                     "flow_steps": flow_steps,
+                    "temperature": temperature,
                     "max_steps": max_steps,
                     "seed": seed,
                     "rollout_seeds": f"seed + k for rollout k in [0, {rollouts})",
@@ -575,6 +581,8 @@ class ImagineArgs:
     """First action a'_0: the scripted expert's at the same real start, or uniformly random."""
     flow_steps: int | None = None
     """Euler steps per imagined frame (default: the imagined env's)."""
+    temperature: float = DEFAULT_TEMPERATURE
+    """Scale of the flow's starting noise (0: deterministic frames; 1: as in training)."""
     max_steps: int | None = None
     """Truncate rollouts after this many steps (default: the env's limit)."""
     device: str = "cpu"
@@ -599,6 +607,7 @@ def imagine_command(args: tyro.conf.OmitArgPrefixes[ImagineArgs]) -> None:
         overwrite=args.overwrite,
         num_envs=args.num_envs,
         flow_steps=args.flow_steps,
+        temperature=args.temperature,
         first_action=args.first_action,
         max_steps=args.max_steps,
         device=args.device,
