@@ -74,6 +74,7 @@ def test_counterfactual_dataset_records_prompts_and_provenance(counterfactual: m
     assert ours["checkpoint_sha256"] == checkpoint_digest(shipped_checkpoint("clevr"))
     assert ours["checkpoint"] == str(shipped_checkpoint("clevr")) and ours["checkpoint_shipped"]
     assert (ours["edits"], ours["first_action"], ours["flow_steps"], ours["seed"]) == ("both", "expert", 2, 0)
+    assert ours["temperature"] == 0.0
     assert sum(ours["kept_edits"].values()) == ROLLOUTS
 
 
