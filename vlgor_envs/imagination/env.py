@@ -33,7 +33,8 @@ from vlgor_envs.language.encoder import default_text_encoder
 from vlgor_envs.language.goal import check_choice
 from vlgor_envs.metaworld.env import GOAL, HAND, OBJECT, OFFSET_GOAL_RADIUS
 
-#: Euler steps per imagined frame (measured: PSNR flat from 2 to 16 steps; see the README).
+#: Euler steps per imagined frame (measured: 16 steps gain at most 0.4 dB PSNR at a quarter of the
+#: speed; see the README).
 DEFAULT_FLOW_STEPS = 2
 REAL_ENV_IDS = {"clevr": "VLGOR-CLEVR-v0", "metaworld": "VLGOR-MetaWorld-v0"}
 SUCCESS_BONUS = 1.0

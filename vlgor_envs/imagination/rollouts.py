@@ -45,7 +45,7 @@ Dataset. Id ``vlgor/<env>/imagined-<split>-v0``; the edit ablations are
 ``imagined-<split>-target-v0`` and ``imagined-<split>-behavior-v0``
 (:func:`imagined_dataset_id`). Written atomically like a collected dataset
 (:func:`~vlgor_envs.data.collect.staged_dataset`), images lossless and gzip-packed. Minari's
-``env_spec`` is the imagined env (with its checkpoint, split and flow steps) and
+``env_spec`` is the imagined env (with its checkpoint, split, flow steps and temperature) and
 ``eval_env_spec`` the real env. Episodes are stored in rollout order, each with the episode
 metadata of a collected dataset (``instruction``, ``split``, ``goal`` JSON, ``success``) plus
 ``edit`` (``"target"``, ``"behavior"`` or ``"none"``), ``source_goal`` (goal JSON, or the JSON
