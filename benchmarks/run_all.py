@@ -31,6 +31,8 @@ def main() -> None:
     model_card.main()
     for env in ("clevr", "metaworld"):
         splits.main(splits.Args(env=env, preset="cpu"))
+    for temperature in splits.TEMPERATURES:
+        splits.main(splits.temperature_args(temperature))
     refresh_readme()
 
 
@@ -59,6 +61,11 @@ def refresh_readme() -> None:
         name = f"{splits.NAME}_{env}"
         if (RESULTS_DIR / f"{name}.json").is_file():
             replace_readme_section(name, splits.readme_table(load_result(name)))
+    names = [f"{splits.TEMPERATURE_NAME}{t:g}_clevr" for t in splits.TEMPERATURES]
+    if all((RESULTS_DIR / f"{name}.json").is_file() for name in names):
+        replace_readme_section(
+            f"{splits.TEMPERATURE_NAME}_clevr", splits.temperature_table([load_result(n) for n in names])
+        )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from matplotlib import pyplot as plt
 from agents import d3rlpy_policy, evaluate, train
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from vlgor_envs.data.collect import collect, list_datasets
+from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, check_temperature
 from vlgor_envs.imagination.rollouts import check_arguments, imagine
 
 NAME = "splits"
@@ -140,6 +141,9 @@ class Args:
     eval_splits: tuple[str, ...] = EVAL_SPLITS
     out: Path = Path("out/bench/splits")
     """Run directories (learners, logs) go here."""
+    temperature: float = DEFAULT_TEMPERATURE
+    """Sampling temperature of the imagined datasets (see `vlgor imagine`); a non-default one
+    gets its own dataset ids."""
     fresh_data: bool = False
     """Collect and imagine the datasets again even where they exist (after a model change)."""
     resume: bool = False
@@ -160,14 +164,36 @@ def _ensure_real(env: str, preset: str, episodes: int, fresh: bool) -> str:
     return dataset_id
 
 
-def _ensure_imagined(
-    env: str, preset: str, split: str, edits: str, rollouts: int, seed: int, fresh: bool
-) -> str:
+def imagined_splits_id(env: str, preset: str, split: str, edits: str, temperature: float) -> str:
+    """Dataset id of one imagined source; a non-default temperature is part of the name."""
     suffix = "" if edits == "both" else f"-{edits}"
-    dataset_id = f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}-v0"
+    if temperature != DEFAULT_TEMPERATURE:
+        suffix += f"-temperature{temperature:g}".replace(".", "p")
+    return f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}-v0"
+
+
+def ensure_imagined(
+    env: str, preset: str, split: str, edits: str, rollouts: int, seed: int, temperature: float, fresh: bool
+) -> str:
+    dataset_id = imagined_splits_id(env, preset, split, edits, temperature)
     if fresh or dataset_id not in list_datasets():
         imagine(
-            env, split=split, rollouts=rollouts, seed=seed, edits=edits, dataset_id=dataset_id, overwrite=True
+            env,
+            split=split,
+            rollouts=rollouts,
+            seed=seed,
+            edits=edits,
+            dataset_id=dataset_id,
+            overwrite=True,
+            temperature=temperature,
+        )
+        return dataset_id
+    # Datasets made before the temperature option sampled at 1.
+    made_at = minari.load_dataset(dataset_id).storage.metadata["vlgor"].get("temperature", 1.0)
+    if made_at != temperature:
+        raise ValueError(
+            f"{dataset_id} was imagined at temperature {made_at:g}, not {temperature:g}; "
+            "pass --fresh-data to imagine it again"
         )
     return dataset_id
 
@@ -190,6 +216,7 @@ def regimes_of(args: Args) -> tuple[str, ...]:
 def regime_datasets(args: Args, preset: Preset) -> tuple[str, dict[str, list[str]]]:
     """The real dataset id and each regime's imagined dataset ids, made where missing."""
     regimes = regimes_of(args)
+    check_temperature(args.temperature)
     real = _ensure_real(args.env, args.preset, preset.real_episodes, args.fresh_data)
     made: dict[tuple[str, str], str] = {}
     imagined: dict[str, list[str]] = {}
@@ -199,8 +226,8 @@ def regime_datasets(args: Args, preset: Preset) -> tuple[str, dict[str, list[str
             if rollouts > 0 and (split, edits) not in made:
                 # One seed per split, so an edit ablation starts from the same real frames.
                 seed = 10_000 * (1 + EVAL_SPLITS.index(split))
-                made[split, edits] = _ensure_imagined(
-                    args.env, args.preset, split, edits, rollouts, seed, args.fresh_data
+                made[split, edits] = ensure_imagined(
+                    args.env, args.preset, split, edits, rollouts, seed, args.temperature, args.fresh_data
                 )
         imagined[regime] = [made[source] for source in REGIMES[regime] if source in made]
         if regime != "baseline" and not imagined[regime]:
@@ -387,10 +414,58 @@ def readme_table(result: dict[str, Any]) -> str:
         by_split = dict(zip(EVAL_SPLITS, values, strict=True))
         rows.append(["paper (BC)", REGIME_LABELS[regime], *(f"{by_split[s]:.1f}" for s in splits)])
     config = result["config"]
+    # Results written before the option imagined at temperature 1.
+    temperature = config.get("temperature", 1.0)
     return (
         markdown_table(["algorithm", "data", *splits], rows)
         + f"\n\nSuccess % in the real env, mean ± std over {config['seeds']} seeds of the mean over the "
-        + f"last five checkpoints; preset `{config['preset']}`. {provenance(result)}"
+        + f"last five checkpoints; preset `{config['preset']}`, imagined at temperature {temperature:g}. "
+        + provenance(result)
+    )
+
+
+#: `make bench` compares the imagination's sampling temperature for BC's imagined data.
+TEMPERATURE_NAME = "splits_temperature"
+TEMPERATURES = (0.0, 1.0)
+
+
+def temperature_args(temperature: float) -> Args:
+    """BC, baseline and +VLGOR, 5 seeds, on imagined data sampled at ``temperature`` (CLEVR)."""
+    return Args(
+        env="clevr",
+        algos=("DiscreteBC",),
+        seeds=5,
+        regimes=("baseline", "vlgor"),
+        temperature=temperature,
+        out=Path(f"out/bench/splits-temperature{temperature:g}"),
+        name=f"{TEMPERATURE_NAME}{temperature:g}",
+    )
+
+
+def temperature_table(results: Sequence[dict[str, Any]]) -> str:
+    """Success % of BC with imagined data at each temperature, and the per-seed counterfactual gain."""
+    rows = []
+    for result in results:
+        config, figures = result["config"], result["figures"]
+        runs = figures["runs"]["DiscreteBC"]
+        gains = [
+            100 * (vlgor["last_five"]["counterfactual"] - baseline["last_five"]["counterfactual"])
+            for baseline, vlgor in zip(runs["baseline"], runs["vlgor"], strict=True)
+        ]
+        table = figures["table"]["DiscreteBC"]
+        cells = [
+            f"{100 * table[regime][s]['mean']:.1f} ± {100 * table[regime][s]['std']:.1f}"
+            for regime in ("baseline", "vlgor")
+            for s in ("rephrasing", "counterfactual")
+        ]
+        rows.append([f"{config['temperature']:g}", *cells, " / ".join(f"{g:+.0f}" for g in gains)])
+    header = ["temperature", "Baseline reph.", "Baseline CF", "+VLGOR reph.", "+VLGOR CF", "CF gain per seed"]
+    seeds = results[0]["config"]["seeds"]
+    return (
+        markdown_table(header, rows)
+        + f"\n\nDiscreteBC, preset `cpu`, success % in the real env, mean ± std over {seeds} seeds; "
+        + "the baseline trains on the same real data and seeds at both temperatures. "
+        + provenance(results[0])
     )
 
 

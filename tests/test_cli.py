@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import minari
 import pytest
 
 from benchmarks import clevr_throughput
 from benchmarks.report import markdown_table, replace_readme_section
 from benchmarks.splits import Args as SplitArgs
-from benchmarks.splits import regimes_of
+from benchmarks.splits import ensure_imagined, imagined_splits_id, regimes_of, temperature_table
+from vlgor_envs.data.collect import list_datasets
+from vlgor_envs.imagination.rollouts import imagine
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -186,3 +189,46 @@ def test_split_benchmark_regimes_follow_the_env() -> None:
         regimes_of(SplitArgs(env="metaworld", regimes=("baseline", "wo_behavior")))
     with pytest.raises(ValueError, match="unknown regimes"):
         regimes_of(SplitArgs(env="clevr", regimes=("baseline", "imagined_only")))
+
+
+def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
+    assert (
+        imagined_splits_id("clevr", "cpu", "hard", "both", 0.0) == "vlgor/clevr/splits-cpu-imagined-hard-v0"
+    )
+    assert (
+        imagined_splits_id("clevr", "cpu", "counterfactual", "target", 0.5)
+        == "vlgor/clevr/splits-cpu-imagined-counterfactual-target-temperature0p5-v0"
+    )
+    # A dataset under the default name, imagined at another temperature (as before the option);
+    # its own preset name keeps it apart from the other tests' datasets.
+    dataset_id = imagined_splits_id("clevr", "old", "counterfactual", "both", 0.0)
+    imagine(
+        "clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id, temperature=1.0
+    )
+    with pytest.raises(ValueError, match="imagined at temperature 1, not 0; pass --fresh-data"):
+        ensure_imagined("clevr", "old", "counterfactual", "both", 1, seed=0, temperature=0.0, fresh=False)
+    assert dataset_id in list_datasets()
+    # Asked for temperature 1, the benchmark imagines a dataset of its own beside it.
+    made = ensure_imagined("clevr", "old", "counterfactual", "both", 1, seed=0, temperature=1.0, fresh=False)
+    assert made == "vlgor/clevr/splits-old-imagined-counterfactual-temperature1-v0"
+    assert minari.load_dataset(made).storage.metadata["vlgor"]["temperature"] == 1.0
+
+
+def test_temperature_table_gives_each_seeds_counterfactual_gain() -> None:
+    def run(counterfactual: float) -> dict[str, dict[str, float]]:
+        return {"last_five": {"rephrasing": 0.1, "counterfactual": counterfactual, "hard": 0.0}}
+
+    def split_means(counterfactual: float) -> dict[str, dict[str, float]]:
+        return {s: {"mean": counterfactual, "std": 0.0} for s in ("rephrasing", "counterfactual")}
+
+    result = {
+        "config": {"temperature": 1.0, "seeds": 2},
+        "machine": {"cpu_count": 2},
+        "git_revision": "abc1234",
+        "figures": {
+            "runs": {"DiscreteBC": {"baseline": [run(0.2), run(0.3)], "vlgor": [run(0.3), run(0.2)]}},
+            "table": {"DiscreteBC": {"baseline": split_means(0.25), "vlgor": split_means(0.25)}},
+        },
+    }
+    row = temperature_table([result]).splitlines()[2]
+    assert row.startswith("| 1 | 25.0 ± 0.0 |") and row.endswith("| +10 / -10 |")
