@@ -241,18 +241,18 @@ def run_one(
     """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
     run_dir = args.out / args.env / algo / regime / f"seed{seed}"
     record = run_dir / "benchmark_run.json"
+    settings: dict[str, Any] = {
+        "preset": dataclasses.asdict(preset),
+        "real": real,
+        "imagined": list(imagined),
+        "eval_splits": list(args.eval_splits),
+        "eval_seed": EVAL_SEED,
+    }
+    if imagined:
+        # Only runs on imagined data depend on it, so a baseline is reused across temperatures.
+        settings["temperature"] = args.temperature
     # JSON round trip, so a key read back from disk compares equal.
-    key = json.loads(
-        json.dumps(
-            {
-                "preset": dataclasses.asdict(preset),
-                "real": real,
-                "imagined": list(imagined),
-                "eval_splits": list(args.eval_splits),
-                "eval_seed": EVAL_SEED,
-            }
-        )
-    )
+    key = json.loads(json.dumps(settings))
     if args.resume and not args.fresh_data and record.is_file():
         saved = json.loads(record.read_text())
         if saved.get("key") == key:

@@ -180,6 +180,12 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: 
     assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 5 for run in runs)
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("counterfactual-target-v0")
     assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # At another temperature only the baseline runs are reused; imagined data is made anew.
+    warmer = run(*command, "--resume", "--temperature", "1")
+    assert warmer.returncode == 0, warmer.stderr
+    assert warmer.stdout.count("reused the finished run") == 2
+    record = json.loads((tmp_path / "splits_clevr.json").read_text())
+    assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("target-temperature1-v0")
 
 
 def test_split_benchmark_regimes_follow_the_env() -> None:
