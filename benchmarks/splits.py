@@ -47,6 +47,8 @@ EVAL_SPLITS = ("rephrasing", "counterfactual", "hard")
 #: Seeds of evaluation episodes: far from every dataset's seeds.
 EVAL_SEED = 2_000_000
 REAL_ENV_IDS = {"clevr": "VLGOR-CLEVR-v0", "metaworld": "VLGOR-MetaWorld-v0"}
+#: Imagined datasets and results that do not record a temperature predate the option: they sampled at 1.
+UNRECORDED_TEMPERATURE = 1.0
 DEFAULT_ALGOS = {"clevr": ("DiscreteBC", "DiscreteCQL"), "metaworld": ("BC", "TD3PlusBC")}
 #: Imagined (split, edits) sources of each data regime.
 REGIMES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -188,8 +190,8 @@ def ensure_imagined(
             temperature=temperature,
         )
         return dataset_id
-    # Datasets made before the temperature option sampled at 1.
-    made_at = minari.load_dataset(dataset_id).storage.metadata["vlgor"].get("temperature", 1.0)
+    metadata = minari.load_dataset(dataset_id).storage.metadata["vlgor"]
+    made_at = metadata.get("temperature", UNRECORDED_TEMPERATURE)
     if made_at != temperature:
         raise ValueError(
             f"{dataset_id} was imagined at temperature {made_at:g}, not {temperature:g}; "
@@ -414,8 +416,7 @@ def readme_table(result: dict[str, Any]) -> str:
         by_split = dict(zip(EVAL_SPLITS, values, strict=True))
         rows.append(["paper (BC)", REGIME_LABELS[regime], *(f"{by_split[s]:.1f}" for s in splits)])
     config = result["config"]
-    # Results written before the option imagined at temperature 1.
-    temperature = config.get("temperature", 1.0)
+    temperature = config.get("temperature", UNRECORDED_TEMPERATURE)
     return (
         markdown_table(["algorithm", "data", *splits], rows)
         + f"\n\nSuccess % in the real env, mean ± std over {config['seeds']} seeds of the mean over the "
