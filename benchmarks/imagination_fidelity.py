@@ -37,7 +37,7 @@ from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoin
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, REAL_ENV_IDS, ImaginedEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
-from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, WorldModel
+from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, WorldModel
 from vlgor_envs.language.encoder import default_text_encoder
 
 NAME = "imagination_fidelity"
@@ -432,12 +432,13 @@ def readme_table() -> str:
         )
     sweep_line = "; ".join(sweeps)
     config = result["config"]
+    temperature = config.get("temperature", UNRECORDED_TEMPERATURE)
     return (
         markdown_table(
             ["env", "instructions", "PSNR (dB)", "SSIM", "MED", "next action", "execution success"], rows
         )
         + "\n\nOne-step fidelity on held-out expert transitions, "
-        + f"{config['flow_steps']} flow steps, temperature {config.get('temperature', 1.0):g}. "
+        + f"{config['flow_steps']} flow steps, temperature {temperature:g}. "
         + "CLEVR MED: the pushed ball read from the imagined frame by the colour detector, arena-normalised; "
         + "Meta-World: the state head's object position error. Baselines: *copy s_t* predicts no change "
         + "(and the current action as the next one); "

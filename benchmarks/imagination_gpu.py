@@ -19,6 +19,7 @@ import tyro
 
 from benchmarks import imagination_fidelity
 from benchmarks.report import RESULTS_DIR, load_result, markdown_table, write_record
+from vlgor_envs.imagination.model import UNRECORDED_TEMPERATURE
 
 NAME = "imagination_gpu"
 
@@ -68,9 +69,8 @@ def readme_table() -> str:
     figures = result["figures"]
     shipped = load_result(imagination_fidelity.NAME)
     cpu = shipped["figures"]["clevr"]
-    # The device run predates the temperature setting: it sampled with the training noise.
-    gpu_temperature = result["config"].get("temperature", 1.0)
-    cpu_temperature = shipped["config"].get("temperature", 1.0)
+    gpu_temperature = result["config"].get("temperature", UNRECORDED_TEMPERATURE)
+    cpu_temperature = shipped["config"].get("temperature", UNRECORDED_TEMPERATURE)
     rows = [
         _fidelity_row(
             f"gpu preset, {split} instructions, temperature {gpu_temperature:g}", figures["fidelity"][split]

@@ -39,7 +39,7 @@ from matplotlib import pyplot as plt
 from agents import d3rlpy_policy, evaluate, train
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from vlgor_envs.data.collect import collect, list_datasets
-from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, check_temperature
+from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
 from vlgor_envs.imagination.rollouts import check_arguments, imagine
 
 NAME = "splits"
@@ -47,8 +47,6 @@ EVAL_SPLITS = ("rephrasing", "counterfactual", "hard")
 #: Seeds of evaluation episodes: far from every dataset's seeds.
 EVAL_SEED = 2_000_000
 REAL_ENV_IDS = {"clevr": "VLGOR-CLEVR-v0", "metaworld": "VLGOR-MetaWorld-v0"}
-#: Imagined datasets and results that do not record a temperature predate the option: they sampled at 1.
-UNRECORDED_TEMPERATURE = 1.0
 DEFAULT_ALGOS = {"clevr": ("DiscreteBC", "DiscreteCQL"), "metaworld": ("BC", "TD3PlusBC")}
 #: Imagined (split, edits) sources of each data regime.
 REGIMES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -166,11 +164,16 @@ def _ensure_real(env: str, preset: str, episodes: int, fresh: bool) -> str:
     return dataset_id
 
 
+def temperature_tag(temperature: float) -> str:
+    """Name suffix of data and runs imagined at a non-default temperature (``""`` at the default)."""
+    if temperature == DEFAULT_TEMPERATURE:
+        return ""
+    return f"-temperature{temperature:g}".replace(".", "p")
+
+
 def imagined_splits_id(env: str, preset: str, split: str, edits: str, temperature: float) -> str:
     """Dataset id of one imagined source; a non-default temperature is part of the name."""
-    suffix = "" if edits == "both" else f"-{edits}"
-    if temperature != DEFAULT_TEMPERATURE:
-        suffix += f"-temperature{temperature:g}".replace(".", "p")
+    suffix = ("" if edits == "both" else f"-{edits}") + temperature_tag(temperature)
     return f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}-v0"
 
 
@@ -241,7 +244,9 @@ def run_one(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
 ) -> dict[str, Any]:
     """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
-    run_dir = args.out / args.env / algo / regime / f"seed{seed}"
+    # Runs on data imagined at another temperature keep their own folders, so neither overwrites the other.
+    folder = regime + temperature_tag(args.temperature) if imagined else regime
+    run_dir = args.out / args.env / algo / folder / f"seed{seed}"
     record = run_dir / "benchmark_run.json"
     settings: dict[str, Any] = {
         "preset": dataclasses.asdict(preset),

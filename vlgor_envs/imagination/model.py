@@ -37,6 +37,8 @@ from vlgor_envs.imagination.autoencoder import AutoencoderConfig, FrameAutoencod
 #: 1 samples as in training. Measured on the shipped CLEVR model (held-out train
 #: instructions, 2 flow steps): 26.4 dB PSNR and 0.952 SSIM at 0, against 25.8 dB and 0.944 at 1.
 DEFAULT_TEMPERATURE = 0.0
+#: Datasets and benchmark records that name no temperature predate the option: they sampled at 1.
+UNRECORDED_TEMPERATURE = 1.0
 
 
 def check_temperature(temperature: float) -> None:
