@@ -32,7 +32,7 @@ from benchmarks.imagination_fidelity import one_step_fidelity, rollout_strip
 from vlgor_envs.clevr import expert as clevr_expert
 from vlgor_envs.data import collect, to_d3rlpy
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
-from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS
+from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
 from vlgor_envs.metaworld import expert as metaworld_expert
 from vlgor_envs.rollout import Episode
 

@@ -35,9 +35,14 @@ from vlgor_envs.clevr.detect import detect_balls
 from vlgor_envs.data.collect import collect, list_datasets
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
 from vlgor_envs.imagination.data import load_transitions
-from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, REAL_ENV_IDS, ImaginedEnv
+from vlgor_envs.imagination.env import REAL_ENV_IDS, ImaginedEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
-from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, WorldModel
+from vlgor_envs.imagination.model import (
+    DEFAULT_FLOW_STEPS,
+    DEFAULT_TEMPERATURE,
+    UNRECORDED_TEMPERATURE,
+    WorldModel,
+)
 from vlgor_envs.language.encoder import default_text_encoder
 
 NAME = "imagination_fidelity"

@@ -16,7 +16,7 @@ from benchmarks.imagination_fidelity import SPLITS, heldout_dataset, one_step_fi
 from benchmarks.report import load_result, markdown_table, provenance, write_result
 from vlgor_envs.imagination.checkpoint import load_checkpoint
 from vlgor_envs.imagination.commands import GROUNDING_DATASETS
-from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS
+from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
 from vlgor_envs.imagination.training import Schedule, finetune
 
 NAME = "imagination_sample_efficiency"

@@ -12,7 +12,7 @@ import tyro
 
 import vlgor_envs  # noqa: F401  (registers the ids)
 from benchmarks.report import load_result, markdown_table, provenance, write_result
-from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS
+from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
 
 NAME = "imagination_throughput"
 IDS = {

@@ -24,7 +24,9 @@ vlgor imagination pretrain --env clevr --out out/imagination/clevr-autoencoder \
 vlgor imagination pretrain --env clevr --out out/imagination/clevr-pretrain \\
     --autoencoder-from out/imagination/clevr-autoencoder --dynamics-steps 5000 --threads 1
 vlgor imagination finetune --env clevr --base out/imagination/clevr-pretrain \\
-    --out vlgor_envs/imagination/checkpoints/clevr --steps 2000 --threads 2""",
+    --out out/imagination/clevr-grounded --steps 2000 --threads 2
+vlgor imagination tune-decoder --env clevr --base out/imagination/clevr-grounded \\
+    --out vlgor_envs/imagination/checkpoints/clevr --threads 2""",
     "metaworld": """\
 vlgor collect --env metaworld --split train --episodes 60 --noise 1.0 --seed 500000 \\
     --dataset-id vlgor/metaworld/random-v0
@@ -56,6 +58,9 @@ def card(env: str) -> str:
     folder = shipped_checkpoint(env)
     config = read_config(folder)
     training = config["training"]
+    tuned = training if training.get("stage") == "tune-decoder" else None
+    if tuned is not None:
+        training = tuned["base_training"]
     base = training.get("base_training") or {}
     model = config["model"]
     latent = model["image_size"] // 4
@@ -67,7 +72,8 @@ def card(env: str) -> str:
         f"{model['heads']} heads) with a conv frame autoencoder "
         f"({model['autoencoder']['latent_channels']}x{latent}x{latent} latents), "
         f"horizon {model['horizon']}. Files: `model.safetensors` (merged), `adapter.safetensors` "
-        f"(LoRA adapters and heads alone), `config.json`; {size:.1f} MiB in all.",
+        "(LoRA adapters and heads alone, plus the decoder where it was tuned), "
+        f"`config.json`; {size:.1f} MiB in all.",
         "",
         "## How it was made",
         "",
@@ -81,6 +87,16 @@ def card(env: str) -> str:
         f"- Grounding: {training['transitions']} instruction-labelled transitions from "
         f"{', '.join(training['datasets'])}; LoRA rank {training['lora']['rank']} on q/k/v/o of both "
         f"experts plus the heads; {training['schedule']['steps']} steps, {training['seconds']} s.",
+        *(
+            [
+                f"- Decoder tuning: the decoder alone, on {tuned['transitions']} transitions of "
+                f"{', '.join(tuned['datasets'])}, {round(100 * tuned['imagined_share'])}% of each batch "
+                f"decoding the model's own imagined latents; {tuned['schedule']['steps']} steps, "
+                f"{tuned['seconds']} s."
+            ]
+            if tuned is not None
+            else []
+        ),
         "- Machine: 2 CPU cores (torch threads as in the commands).",
         "",
         "## Metrics",

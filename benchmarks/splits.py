@@ -39,8 +39,9 @@ from matplotlib import pyplot as plt
 from agents import d3rlpy_policy, evaluate, train
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from vlgor_envs.data.collect import collect, list_datasets
+from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
-from vlgor_envs.imagination.rollouts import check_arguments, imagine
+from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine
 
 NAME = "splits"
 EVAL_SPLITS = ("rephrasing", "counterfactual", "hard")
@@ -147,8 +148,7 @@ class Args:
     fresh_data: bool = False
     """Collect and imagine the datasets again even where they exist (after a model change)."""
     resume: bool = False
-    """Reuse the runs an interrupted benchmark finished (same preset, datasets and evaluation;
-    never with `fresh_data`)."""
+
     device: str = "cpu:0"
     threads: int | None = None
     """torch intra-op threads (default: torch's choice)."""
@@ -193,14 +193,27 @@ def ensure_imagined(
             temperature=temperature,
         )
         return dataset_id
-    metadata = minari.load_dataset(dataset_id).storage.metadata["vlgor"]
+    metadata = _imagined_metadata(dataset_id)
     made_at = metadata.get("temperature", UNRECORDED_TEMPERATURE)
+    keep_baselines = f"or `minari delete {dataset_id}` and pass --resume to keep the baseline runs"
     if made_at != temperature:
         raise ValueError(
             f"{dataset_id} was imagined at temperature {made_at:g}, not {temperature:g}; "
-            "pass --fresh-data to imagine it again"
+            f"pass --fresh-data to make all data again, {keep_baselines}"
+        )
+    shipped = checkpoint_digest(shipped_checkpoint(env))
+    if metadata.get("checkpoint_sha256") != shipped:
+        raise ValueError(
+            f"{dataset_id} was imagined by another model than the shipped {env} checkpoint "
+            f"(SHA-256 {str(metadata.get('checkpoint_sha256'))[:12]}, shipped {shipped[:12]}); "
+            f"pass --fresh-data to make all data again, {keep_baselines}"
         )
     return dataset_id
+
+
+def _imagined_metadata(dataset_id: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = minari.load_dataset(dataset_id).storage.metadata["vlgor"]
+    return metadata
 
 
 def regimes_of(args: Args) -> tuple[str, ...]:
@@ -256,8 +269,10 @@ def run_one(
         "eval_seed": EVAL_SEED,
     }
     if imagined:
-        # Only runs on imagined data depend on it, so a baseline is reused across temperatures.
+        # Only runs on imagined data depend on how it was made, so a baseline is reused across
+        # temperatures and imagination models.
         settings["temperature"] = args.temperature
+        settings["imagined_by"] = [_imagined_metadata(i).get("checkpoint_sha256") for i in imagined]
     # JSON round trip, so a key read back from disk compares equal.
     key = json.loads(json.dumps(settings))
     if args.resume and not args.fresh_data and record.is_file():
@@ -353,13 +368,12 @@ def _dataset_sizes(ids: Sequence[str]) -> dict[str, Any]:
     sizes: dict[str, Any] = {}
     for dataset_id in dict.fromkeys(ids):
         dataset = minari.load_dataset(dataset_id)
-        metadata = dataset.storage.metadata.get("vlgor", {})
+        metadata = dataset.storage.metadata.get("vlgor") or {}
         sizes[dataset_id] = {
             "episodes": int(dataset.total_episodes),
             "steps": int(dataset.total_steps),
-            "imagined_success_rate": metadata.get("imagined_success_rate")
-            if isinstance(metadata, dict)
-            else None,
+            "imagined_success_rate": metadata.get("imagined_success_rate"),
+            "imagined_by": metadata.get("checkpoint_sha256"),
         }
     return sizes
 

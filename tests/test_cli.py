@@ -220,6 +220,18 @@ def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
     assert minari.load_dataset(made).storage.metadata["vlgor"]["temperature"] == 1.0
 
 
+def test_split_benchmark_refuses_data_imagined_by_another_model() -> None:
+    dataset_id = imagined_splits_id("clevr", "stale", "counterfactual", "both", 0.0)
+    imagine("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    # Made by the shipped model: reused as it is.
+    assert ensure_imagined("clevr", "stale", "counterfactual", "both", 1, 0, 0.0, fresh=False) == dataset_id
+    storage = minari.load_dataset(dataset_id).storage
+    storage.update_metadata({"vlgor": {**storage.metadata["vlgor"], "checkpoint_sha256": "0" * 64}})
+    with pytest.raises(ValueError, match=r"by another model than the shipped clevr checkpoint.*--resume"):
+        ensure_imagined("clevr", "stale", "counterfactual", "both", 1, 0, 0.0, fresh=False)
+    assert dataset_id in list_datasets()
+
+
 def test_temperature_table_gives_each_seeds_counterfactual_gain() -> None:
     def run(counterfactual: float) -> dict[str, dict[str, float]]:
         return {"last_five": {"rephrasing": 0.1, "counterfactual": counterfactual, "hard": 0.0}}

@@ -31,6 +31,7 @@ from vlgor_envs.imagination.training import (
     finetune,
     load_adapter,
     pretrain,
+    tune_decoder,
 )
 
 DATASET = "vlgor/clevr/tiny-train-v0"
@@ -188,6 +189,43 @@ def test_adapters_save_load_and_merge(tiny_checkpoint: Path, dataset: str) -> No
     b = with_adapter.base_model.model.understand(*args)
     torch.testing.assert_close(a.action, b.action, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(a.state, b.state, rtol=1e-4, atol=1e-4)
+
+
+def test_tuning_the_decoder_fits_imagined_latents_and_changes_nothing_else(
+    tiny_checkpoint: Path, dataset: str, tmp_path: Path
+) -> None:
+    schedule = Schedule(30, batch_size=8, learning_rate=3e-3, warmup_steps=2)
+    path = tune_decoder(tiny_checkpoint, [dataset], tmp_path / "tuned", schedule, progress=False)
+    grounded, _ = load_checkpoint(tiny_checkpoint)
+    tuned, config = load_checkpoint(path)
+    assert config["training"]["stage"] == "tune-decoder"
+    before, after = grounded.state_dict(), tuned.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("autoencoder.decoder.") for name in changed)
+
+    # The tuned decoder renders the grounded model's imagined latents closer to the real frames.
+    batches = _Batches(grounded, load_transitions([dataset], progress=False), with_text=True, progress=False)
+    rows = torch.arange(32)
+    text = batches.text_index[rows]
+    latents, _, _ = grounded.imagine_latents(
+        batches.frames[batches.current[rows]],
+        batches.actions[rows],
+        batches.text[text],
+        batches.text_mask[text],
+        2,
+    )
+    real = batches.frames[batches.future[rows]].numpy()
+    psnrs = [float(psnr(m.autoencoder.decode(latents).numpy(), real).mean()) for m in (grounded, tuned)]
+    assert psnrs[1] > psnrs[0]
+
+    # Its adapters carry the decoder, so loading them onto the pretrained base gives the tuned model.
+    base, _ = load_checkpoint(config["training"]["base_training"]["base"])
+    merged = load_adapter(base, path).merge_and_unload()
+    torch.testing.assert_close(
+        merged.autoencoder.decode(latents), tuned.autoencoder.decode(latents), rtol=0, atol=0
+    )
+    with pytest.raises(ValueError, match="imagined_share"):
+        tune_decoder(tiny_checkpoint, [dataset], tmp_path / "bad", schedule, imagined_share=1.5)
 
 
 def test_training_resumes_where_it_stopped(dataset: str, tmp_path: Path) -> None:

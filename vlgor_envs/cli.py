@@ -15,7 +15,14 @@ import tyro
 from agents.commands import train_command
 from benchmarks import splits as splits_benchmark
 from vlgor_envs.data.commands import collect_command, datasets_command
-from vlgor_envs.imagination.commands import FinetuneArgs, PretrainArgs, finetune_command, pretrain_command
+from vlgor_envs.imagination.commands import (
+    FinetuneArgs,
+    PretrainArgs,
+    TuneDecoderArgs,
+    finetune_command,
+    pretrain_command,
+    tune_decoder_command,
+)
 from vlgor_envs.imagination.rollouts import imagine_command
 from vlgor_envs.language import Goal, clevr, metaworld
 
@@ -59,13 +66,17 @@ def imagination(
     args: tyro.conf.OmitArgPrefixes[
         Annotated[PretrainArgs, tyro.conf.subcommand("pretrain", prefix_name=False)]
         | Annotated[FinetuneArgs, tyro.conf.subcommand("finetune", prefix_name=False)]
+        | Annotated[TuneDecoderArgs, tyro.conf.subcommand("tune-decoder", prefix_name=False)]
     ],
 ) -> None:
-    """Train the imagination model: `pretrain` (interaction data), then `finetune` (LoRA grounding)."""
+    """Train the imagination model: `pretrain` (interaction data), `finetune` (LoRA grounding),
+    then optionally `tune-decoder` (the decoder adapts to imagined latents)."""
     if isinstance(args, PretrainArgs):
         pretrain_command(args)
-    else:
+    elif isinstance(args, FinetuneArgs):
         finetune_command(args)
+    else:
+        tune_decoder_command(args)
 
 
 def bench() -> None:

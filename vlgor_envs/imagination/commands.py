@@ -1,4 +1,4 @@
-"""``vlgor imagination pretrain|finetune``: the two training stages from the command line."""
+"""``vlgor imagination pretrain|finetune|tune-decoder``: the training stages from the command line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from vlgor_envs.imagination.autoencoder import AutoencoderConfig
 from vlgor_envs.imagination.model import WorldModelConfig
-from vlgor_envs.imagination.training import Schedule, finetune, pretrain
+from vlgor_envs.imagination.training import Schedule, finetune, pretrain, tune_decoder
 
 #: Model shapes by preset: ``cpu`` trains here in about an hour; ``gpu`` is wider and deeper.
 PRESETS: dict[str, dict[str, int]] = {
@@ -131,6 +131,30 @@ class FinetuneArgs:
     """torch device to train on, e.g. `cuda`."""
 
 
+@dataclasses.dataclass
+class TuneDecoderArgs:
+    """Adapt the frame decoder of a grounded model to the latents it imagines (optional third stage)."""
+
+    base: Path
+    """Grounded checkpoint folder (from `finetune`)."""
+    out: Path
+    """Checkpoint folder to write; the base's adapters are copied with the decoder added."""
+    env: Literal["clevr", "metaworld"] = "clevr"
+    datasets: tuple[str, ...] | None = None
+    """Minari dataset ids; default: the env's `real-train-v0`, as for grounding."""
+    steps: int = 1500
+    batch_size: int = 64
+    learning_rate: float = 3e-4
+    imagined_share: float = 0.5
+    """Share of each batch that decodes imagined latents; the rest decodes encoded real frames."""
+    max_transitions: int | None = None
+    seed: int = 0
+    resume: bool = False
+    threads: int | None = None
+    device: str = "cpu"
+    """torch device to train on, e.g. `cuda`."""
+
+
 def pretrain_command(args: PretrainArgs) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -160,6 +184,23 @@ def finetune_command(args: FinetuneArgs) -> None:
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         rank=args.rank,
         alpha=2 * args.rank,
+        seed=args.seed,
+        resume=args.resume,
+        max_transitions=args.max_transitions,
+        device=args.device,
+    )
+    print(f"wrote {out}")
+
+
+def tune_decoder_command(args: TuneDecoderArgs) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = tune_decoder(
+        args.base,
+        args.datasets or GROUNDING_DATASETS[args.env],
+        args.out,
+        Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
+        imagined_share=args.imagined_share,
         seed=args.seed,
         resume=args.resume,
         max_transitions=args.max_transitions,

