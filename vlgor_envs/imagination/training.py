@@ -8,7 +8,7 @@
   with the adapters alone beside it.
 - :func:`tune_decoder`: an optional third stage. The frame decoder alone adapts to the latents
   the grounded model imagines, which sit slightly off the encoder's (measured on the shipped
-  CLEVR model: +0.8 dB imagined-frame PSNR at no cost in speed).
+  CLEVR model: +0.85 dB imagined-frame PSNR at no cost in speed).
 
 Both write a checkpoint folder atomically at the end and a resumable training state under
 ``<out>.training/`` every ``checkpoint_every`` steps; ``resume=True`` continues from it.
