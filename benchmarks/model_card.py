@@ -72,7 +72,7 @@ def card(env: str) -> str:
         f"{model['heads']} heads) with a conv frame autoencoder "
         f"({model['autoencoder']['latent_channels']}x{latent}x{latent} latents), "
         f"horizon {model['horizon']}. Files: `model.safetensors` (merged), `adapter.safetensors` "
-        "(LoRA adapters and heads alone, plus the decoder where it was tuned), "
+        f"(LoRA adapters and heads alone{', plus the tuned decoder' if tuned else ''}), "
         f"`config.json`; {size:.1f} MiB in all.",
         "",
         "## How it was made",
