@@ -439,9 +439,21 @@ def readme_table(result: dict[str, Any]) -> str:
     return (
         markdown_table(["algorithm", "data", *splits], rows)
         + f"\n\nSuccess % in the real env, mean ± std over {config['seeds']} seeds of the mean over the "
-        + f"last five checkpoints; preset `{config['preset']}`, imagined at temperature {temperature:g}. "
+        + f"last five checkpoints; preset `{config['preset']}`, imagined at temperature {temperature:g}"
+        + f"{imagined_by_note(env, figures['datasets']['sizes'])}. "
         + provenance(result)
     )
+
+
+def imagined_by_note(env: str, sizes: dict[str, Any]) -> str:
+    """Which model imagined a result's datasets, against the checkpoint shipped now."""
+    digests = {size["imagined_by"] for size in sizes.values() if size.get("imagined_by")}
+    if not digests:
+        return ""
+    if digests == {checkpoint_digest(shipped_checkpoint(env))}:
+        return " by the shipped model"
+    names = ", ".join(sorted(digest[:12] for digest in digests))
+    return f" by checkpoint {names}, not the one shipped now (re-run with `--fresh-data`)"
 
 
 #: `make bench` compares the imagination's sampling temperature for BC's imagined data.

@@ -14,9 +14,16 @@ import pytest
 from benchmarks import clevr_throughput
 from benchmarks.report import markdown_table, replace_readme_section
 from benchmarks.splits import Args as SplitArgs
-from benchmarks.splits import ensure_imagined, imagined_splits_id, regimes_of, temperature_table
+from benchmarks.splits import (
+    ensure_imagined,
+    imagined_by_note,
+    imagined_splits_id,
+    regimes_of,
+    temperature_table,
+)
 from vlgor_envs.data.collect import list_datasets
-from vlgor_envs.imagination.rollouts import imagine
+from vlgor_envs.imagination.checkpoint import shipped_checkpoint
+from vlgor_envs.imagination.rollouts import checkpoint_digest, imagine
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -230,6 +237,16 @@ def test_split_benchmark_refuses_data_imagined_by_another_model() -> None:
     with pytest.raises(ValueError, match=r"by another model than the shipped clevr checkpoint.*--resume"):
         ensure_imagined("clevr", "stale", "counterfactual", "both", 1, 0, 0.0, fresh=False)
     assert dataset_id in list_datasets()
+
+
+def test_split_table_names_the_model_that_imagined_its_data() -> None:
+    shipped = checkpoint_digest(shipped_checkpoint("clevr"))
+    real = {"episodes": 1, "imagined_by": None}
+    assert imagined_by_note("clevr", {"real": real}) == ""
+    fresh = {"real": real, "cf": {"imagined_by": shipped}}
+    assert imagined_by_note("clevr", fresh) == " by the shipped model"
+    stale = imagined_by_note("clevr", {"cf": {"imagined_by": "ab" * 32}})
+    assert "checkpoint abababababab, not the one shipped now" in stale
 
 
 def test_temperature_table_gives_each_seeds_counterfactual_gain() -> None:
