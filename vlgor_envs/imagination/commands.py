@@ -107,52 +107,54 @@ class PretrainArgs:
 
 
 @dataclasses.dataclass
-class FinetuneArgs:
-    """Ground a pretrained model on instruction-labelled train-split rollouts with LoRA."""
+class _OnCheckpointArgs:
+    """What the stages that start from a trained checkpoint share."""
 
     base: Path
-    """Pretrained checkpoint folder."""
+    """Checkpoint folder to start from."""
     out: Path
-    """Checkpoint folder to write: merged model plus the adapters alone."""
+    """Checkpoint folder to write (atomically, at the end)."""
     env: Literal["clevr", "metaworld"] = "clevr"
     datasets: tuple[str, ...] | None = None
     """Minari dataset ids; default: the env's `real-train-v0`."""
     steps: int = 2000
     batch_size: int = 64
     learning_rate: float = 1e-3
-    rank: int = 16
-    """LoRA rank of every attention projection."""
     max_transitions: int | None = None
-    """Ground on at most this many transitions (the sample-efficiency benchmark uses 1k/5k/10k)."""
+    """Train on at most this many transitions (the sample-efficiency benchmark grounds on 1k/5k/10k)."""
     seed: int = 0
     resume: bool = False
+    """Continue from the training state saved beside `out`."""
     threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
     device: str = "cpu"
     """torch device to train on, e.g. `cuda`."""
 
 
 @dataclasses.dataclass
-class TuneDecoderArgs:
+class FinetuneArgs(_OnCheckpointArgs):
+    """Ground a pretrained model on instruction-labelled train-split rollouts with LoRA."""
+
+    base: Path
+    """Pretrained checkpoint folder."""
+    out: Path
+    """Checkpoint folder to write: merged model plus the adapters alone."""
+    rank: int = 16
+    """LoRA rank of every attention projection."""
+
+
+@dataclasses.dataclass
+class TuneDecoderArgs(_OnCheckpointArgs):
     """Adapt the frame decoder of a grounded model to the latents it imagines (optional third stage)."""
 
     base: Path
     """Grounded checkpoint folder (from `finetune`)."""
     out: Path
     """Checkpoint folder to write; the base's adapters are copied with the decoder added."""
-    env: Literal["clevr", "metaworld"] = "clevr"
-    datasets: tuple[str, ...] | None = None
-    """Minari dataset ids; default: the env's `real-train-v0`, as for grounding."""
     steps: int = 1500
-    batch_size: int = 64
     learning_rate: float = 3e-4
     imagined_share: float = 0.5
     """Share of each batch that decodes imagined latents; the rest decodes encoded real frames."""
-    max_transitions: int | None = None
-    seed: int = 0
-    resume: bool = False
-    threads: int | None = None
-    device: str = "cpu"
-    """torch device to train on, e.g. `cuda`."""
 
 
 def pretrain_command(args: PretrainArgs) -> None:
