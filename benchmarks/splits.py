@@ -148,7 +148,8 @@ class Args:
     fresh_data: bool = False
     """Collect and imagine the datasets again even where they exist (after a model change)."""
     resume: bool = False
-
+    """Reuse the runs an interrupted benchmark finished (same preset, datasets and evaluation,
+    and for imagined data the same temperature and imagination model; never with `fresh_data`)."""
     device: str = "cpu:0"
     threads: int | None = None
     """torch intra-op threads (default: torch's choice)."""
@@ -495,7 +496,8 @@ def temperature_table(results: Sequence[dict[str, Any]]) -> str:
     seeds = results[0]["config"]["seeds"]
     return (
         markdown_table(header, rows)
-        + f"\n\nDiscreteBC, preset `cpu`, success % in the real env, mean ± std over {seeds} seeds; "
+        + f"\n\nDiscreteBC, preset `{results[0]['config']['preset']}`, success % in the real env, "
+        + f"mean ± std over {seeds} seeds; "
         + "the baseline trains on the same real data and seeds at both temperatures. "
         + provenance(results[0])
     )

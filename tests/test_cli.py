@@ -257,7 +257,7 @@ def test_temperature_table_gives_each_seeds_counterfactual_gain() -> None:
         return {s: {"mean": counterfactual, "std": 0.0} for s in ("rephrasing", "counterfactual")}
 
     result = {
-        "config": {"temperature": 1.0, "seeds": 2},
+        "config": {"temperature": 1.0, "seeds": 2, "preset": "cpu"},
         "machine": {"cpu_count": 2},
         "git_revision": "abc1234",
         "figures": {

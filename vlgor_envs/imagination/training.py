@@ -438,7 +438,6 @@ def finetune(
     return _finish(out, merged, record, adapter)
 
 
-@torch.no_grad()
 def _imagined_latents(
     model: WorldModel, batches: _Batches, flow_steps: int, progress: bool, batch_size: int = 256
 ) -> torch.Tensor:
