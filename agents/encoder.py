@@ -10,6 +10,11 @@ Observations are the tuples :func:`vlgor_envs.data.d3rlpy_bridge.to_d3rlpy` prod
   Q-function, value) sit on. A critic ``Q(s, a)`` (:meth:`create_with_action`) concatenates
   the action into the fusion layer's input.
 
+While training (d3rlpy puts the networks in train mode for updates only), each image is
+shifted by up to ``random_shift`` pixels (edge-padded, then cropped; DrQ's augmentation). A
+shift keeps every relation between objects and stops the vision branch from memorising the
+few thousand frames of a small dataset. Acting is never shifted.
+
 The factory is registered with d3rlpy under :data:`ENCODER_TYPE` when this module is
 imported (``import agents`` does it), which ``d3rlpy.load_learnable`` needs to rebuild a
 saved learner.
@@ -33,6 +38,7 @@ __all__ = [
     "VisionLanguageEncoder",
     "VisionLanguageEncoderFactory",
     "VisionLanguageEncoderWithAction",
+    "random_shift",
     "split_observation_shape",
 ]
 
@@ -70,6 +76,25 @@ def split_observation_shape(observation_shape: Any) -> tuple[tuple[int, int, int
     return (channels, height, width), int(observation_shape[1][0])
 
 
+def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """``images`` ``(N, C, H, W)``, each moved by its own random offset of ``-pad..pad`` pixels.
+
+    The border is edge-padded, so no black frame appears. Offsets come from torch's global
+    generator, which d3rlpy seeds.
+    """
+    if pad <= 0:
+        return images
+    count, _, height, width = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    dy = torch.randint(0, 2 * pad + 1, (count, 1, 1), device=images.device)
+    dx = torch.randint(0, 2 * pad + 1, (count, 1, 1), device=images.device)
+    rows = dy + torch.arange(height, device=images.device)[None, :, None]
+    cols = dx + torch.arange(width, device=images.device)[None, None, :]
+    batch = torch.arange(count, device=images.device)[:, None, None]
+    # Advanced indexing puts the channel axis last: (N, H, W, C).
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
 class _VisionLanguageTrunk(nn.Module):
     """Text and vision branches; returns their concatenated features (unfused)."""
 
@@ -101,6 +126,7 @@ class _VisionLanguageTrunk(nn.Module):
             nn.Linear(flat, cfg.vision_feature_size), nn.LayerNorm(cfg.vision_feature_size)
         )
         self.output_size = cfg.text_feature_size + cfg.vision_feature_size
+        self.shift = cfg.random_shift
 
     def forward(self, x: Sequence[torch.Tensor]) -> torch.Tensor:
         if not (isinstance(x, Sequence) and len(x) == 2):
@@ -108,6 +134,8 @@ class _VisionLanguageTrunk(nn.Module):
         image, embedding = x
         # d3rlpy hands over pixels as floats in 0..255 (uint8 cast to float, never scaled).
         pixels = image.float() / 255.0
+        if self.training:
+            pixels = random_shift(pixels, self.shift)
         return torch.cat([self.vision(self.convs(pixels)), self.text(embedding.float())], dim=1)
 
 
@@ -167,12 +195,18 @@ class VisionLanguageEncoderFactory(EncoderFactory):
         text_feature_size: Text feature width (after LayerNorm).
         vision_feature_size: Vision feature width (after LayerNorm).
         feature_size: Width of the fused feature, what the heads see.
+        random_shift: Largest shift, in pixels, of the training images (0: none).
     """
 
     text_hidden_size: int = 512
     text_feature_size: int = 256
     vision_feature_size: int = 256
     feature_size: int = 512
+    random_shift: int = 4
+
+    def __post_init__(self) -> None:
+        if self.random_shift < 0:
+            raise ValueError(f"random_shift must be >= 0 pixels, got {self.random_shift}")
 
     def create(self, observation_shape: Any) -> VisionLanguageEncoder:
         return VisionLanguageEncoder(observation_shape, self)

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from matplotlib import pyplot as plt
 
-from agents import d3rlpy_policy, evaluate, train
+from agents import d3rlpy_policy, evaluate, make_config, train
+from agents.registry import ActionKind
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from vlgor_envs.data.collect import collect, list_datasets
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
@@ -112,6 +113,7 @@ ENV_PRESETS: dict[str, dict[str, Preset]] = {
         "cpu": Preset(400, {"rephrasing": 100, "counterfactual": 200, "hard": 100}, 1500, 5, 10),
     },
 }
+ACTION_KINDS: dict[str, ActionKind] = {"clevr": "discrete", "metaworld": "continuous"}
 #: Regimes compared by default. Meta-World's counterfactual tasks all edit the behaviour, so
 #: its "w/o target" data equals "+VLGOR" and "w/o behavior" has nothing to imagine.
 DEFAULT_REGIMES: dict[str, tuple[str, ...]] = {
@@ -268,6 +270,11 @@ def run_one(
         "imagined": list(imagined),
         "eval_splits": list(args.eval_splits),
         "eval_seed": EVAL_SEED,
+        # The learner's whole d3rlpy config, so a change of its defaults (the encoder's
+        # augmentation, say) trains the run again.
+        "learner": make_config(
+            algo, ACTION_KINDS[args.env], preset.steps, preset.batch_size
+        ).serialize_to_dict(),
     }
     if imagined:
         # Only runs on imagined data depend on how it was made, so a baseline is reused across

@@ -34,6 +34,7 @@ from agents import (
     make_config,
     train,
 )
+from agents.encoder import random_shift
 from vlgor_envs.clevr.expert import ClevrExpert
 from vlgor_envs.data import collect
 from vlgor_envs.data.d3rlpy_bridge import MixedDataset, to_d3rlpy
@@ -107,7 +108,7 @@ def run(
 def test_encoder_is_the_papers_network() -> None:
     torch.manual_seed(0)
     factory = VisionLanguageEncoderFactory()
-    network = factory.create(SHAPE)
+    network = factory.create(SHAPE).eval()  # acting: no training shifts
     convs = [m for m in network.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
         (3, 32, (8, 8), (4, 4)),
@@ -137,6 +138,37 @@ def test_encoder_is_the_papers_network() -> None:
         factory.create((3, 64, 64))
     with pytest.raises(ValueError, match="too small"):
         factory.create([(3, 32, 32), (384,)])
+
+
+def test_training_images_are_shifted_and_acting_ones_are_not() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(6, 3, 64, 64)
+    shifted = random_shift(images, 4)
+    assert shifted.shape == images.shape
+    offsets = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)]
+    for one, original in zip(shifted, images, strict=True):
+        # away from the padded border, each image is its original moved by one offset
+        assert any(
+            torch.equal(one[:, 4:60, 4:60], original[:, 4 + dy : 60 + dy, 4 + dx : 60 + dx])
+            for dy, dx in offsets
+        )
+    assert not torch.equal(shifted, images)
+    assert torch.equal(random_shift(images, 0), images)
+
+    observation = [images * 255, torch.randn(6, 384)]
+    network = VisionLanguageEncoderFactory().create(SHAPE)
+    network.train()
+    torch.manual_seed(1)
+    first = network(observation)
+    torch.manual_seed(1)
+    torch.testing.assert_close(network(observation), first)  # seeded, so reproducible
+    assert not torch.allclose(network(observation), first)
+    network.eval()
+    torch.testing.assert_close(network(observation), network(observation))
+    unshifted = VisionLanguageEncoderFactory(random_shift=0).create(SHAPE).train()
+    torch.testing.assert_close(unshifted(observation), unshifted(observation))
+    with pytest.raises(ValueError, match="random_shift must be >= 0"):
+        VisionLanguageEncoderFactory(random_shift=-1)
 
 
 def test_encoder_with_action_shapes() -> None:

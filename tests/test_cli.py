@@ -193,6 +193,15 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: 
     assert warmer.stdout.count("reused the finished run") == 2
     record = json.loads((tmp_path / "splits_clevr.json").read_text())
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("target-temperature1-v0")
+    # A run trained with another learner config (here: no image shifts) is trained again.
+    saved = tmp_path / "runs" / "clevr" / "DiscreteBC" / "baseline" / "seed0" / "benchmark_run.json"
+    stale = json.loads(saved.read_text())
+    stale["key"]["learner"]["encoder_factory"]["params"]["random_shift"] = 0
+    saved.write_text(json.dumps(stale))
+    again = run(*command, "--resume", "--temperature", "1")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("reused the finished run") == 3
+    assert json.loads(saved.read_text())["key"]["learner"]["encoder_factory"]["params"]["random_shift"] == 4
 
 
 def test_split_benchmark_regimes_follow_the_env() -> None:
