@@ -256,6 +256,12 @@ def regime_datasets(args: Args, preset: Preset) -> tuple[str, dict[str, list[str
     return real, imagined
 
 
+def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
+    """The d3rlpy config (as JSON data) that the benchmark trains ``algo`` with on ``env``."""
+    config = make_config(algo, ACTION_KINDS[env], preset.steps, preset.batch_size)
+    return dict(json.loads(json.dumps(config.serialize_to_dict())))
+
+
 def run_one(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
 ) -> dict[str, Any]:
@@ -272,9 +278,7 @@ def run_one(
         "eval_seed": EVAL_SEED,
         # The learner's whole d3rlpy config, so a change of its defaults (the encoder's
         # augmentation, say) trains the run again.
-        "learner": make_config(
-            algo, ACTION_KINDS[args.env], preset.steps, preset.batch_size
-        ).serialize_to_dict(),
+        "learner": learner_config(args.env, algo, preset),
     }
     if imagined:
         # Only runs on imagined data depend on how it was made, so a baseline is reused across
@@ -368,6 +372,7 @@ def measure(args: Args) -> dict[str, Any]:
         },
         "table": table,
         "runs": runs,
+        "learners": {algo: learner_config(args.env, algo, preset) for algo in algos},
         "seconds": {"data": data_seconds, "total": time.perf_counter() - started},
     }
 
@@ -449,7 +454,21 @@ def readme_table(result: dict[str, Any]) -> str:
         + f"\n\nSuccess % in the real env, mean ± std over {config['seeds']} seeds of the mean over the "
         + f"last five checkpoints; preset `{config['preset']}`, imagined at temperature {temperature:g}"
         + f"{imagined_by_note(env, figures['datasets']['sizes'])}. "
+        + learner_note(result)
         + provenance(result)
+    )
+
+
+def learner_note(result: dict[str, Any]) -> str:
+    """A warning where a result's learners were trained with other settings than the current ones."""
+    config, figures = result["config"], result["figures"]
+    preset = preset_for(config["env"], config["preset"])
+    recorded = figures.get("learners", {})
+    if all(recorded.get(algo) == learner_config(config["env"], algo, preset) for algo in figures["table"]):
+        return ""
+    return (
+        "Its learners were trained with other d3rlpy settings than the current defaults; "
+        "`--resume` trains them again. "
     )
 
 
@@ -506,6 +525,7 @@ def temperature_table(results: Sequence[dict[str, Any]]) -> str:
         + f"\n\nDiscreteBC, preset `{results[0]['config']['preset']}`, success % in the real env, "
         + f"mean ± std over {seeds} seeds; "
         + "the baseline trains on the same real data and seeds at both temperatures. "
+        + "".join(dict.fromkeys(learner_note(result) for result in results))
         + provenance(results[0])
     )
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import minari
 import pytest
@@ -18,6 +19,9 @@ from benchmarks.splits import (
     ensure_imagined,
     imagined_by_note,
     imagined_splits_id,
+    learner_config,
+    learner_note,
+    preset_for,
     regimes_of,
     temperature_table,
 )
@@ -266,7 +270,7 @@ def test_temperature_table_gives_each_seeds_counterfactual_gain() -> None:
         return {s: {"mean": counterfactual, "std": 0.0} for s in ("rephrasing", "counterfactual")}
 
     result = {
-        "config": {"temperature": 1.0, "seeds": 2, "preset": "cpu"},
+        "config": {"env": "clevr", "temperature": 1.0, "seeds": 2, "preset": "cpu"},
         "machine": {"cpu_count": 2},
         "git_revision": "abc1234",
         "figures": {
@@ -274,5 +278,22 @@ def test_temperature_table_gives_each_seeds_counterfactual_gain() -> None:
             "table": {"DiscreteBC": {"baseline": split_means(0.25), "vlgor": split_means(0.25)}},
         },
     }
-    row = temperature_table([result]).splitlines()[2]
+    table = temperature_table([result])
+    row = table.splitlines()[2]
     assert row.startswith("| 1 | 25.0 ± 0.0 |") and row.endswith("| +10 / -10 |")
+    # Recorded without its learner settings (as before they were recorded): flagged.
+    assert "other d3rlpy settings than the current defaults" in table
+
+
+def test_split_table_flags_learners_trained_with_other_settings() -> None:
+    current = learner_config("clevr", "DiscreteBC", preset_for("clevr", "cpu"))
+    assert current["encoder_factory"]["params"]["random_shift"] == 4
+    result: dict[str, Any] = {
+        "config": {"env": "clevr", "preset": "cpu"},
+        "figures": {"table": {"DiscreteBC": {}}, "learners": {"DiscreteBC": current}},
+    }
+    assert learner_note(result) == ""
+    unshifted = json.loads(json.dumps(current))
+    unshifted["encoder_factory"]["params"]["random_shift"] = 0
+    result["figures"]["learners"] = {"DiscreteBC": unshifted}
+    assert "`--resume` trains them again" in learner_note(result)
