@@ -113,6 +113,7 @@ ENV_PRESETS: dict[str, dict[str, Preset]] = {
         "cpu": Preset(400, {"rephrasing": 100, "counterfactual": 200, "hard": 100}, 1500, 5, 10),
     },
 }
+#: The action space of each env, which picks its learners.
 ACTION_KINDS: dict[str, ActionKind] = {"clevr": "discrete", "metaworld": "continuous"}
 #: Regimes compared by default. Meta-World's counterfactual tasks all edit the behaviour, so
 #: its "w/o target" data equals "+VLGOR" and "w/o behavior" has nothing to imagine.
@@ -489,14 +490,18 @@ TEMPERATURES = (0.0, 1.0)
 
 
 def temperature_args(temperature: float) -> Args:
-    """BC, baseline and +VLGOR, 5 seeds, on imagined data sampled at ``temperature`` (CLEVR)."""
+    """BC, baseline and +VLGOR, 5 seeds, on imagined data sampled at ``temperature`` (CLEVR).
+
+    The runs share the main table's folder and resume, so the runs it already has (BC's first
+    three seeds, and the baselines at the second temperature) are not trained again.
+    """
     return Args(
         env="clevr",
         algos=("DiscreteBC",),
         seeds=5,
         regimes=("baseline", "vlgor"),
         temperature=temperature,
-        out=Path(f"out/bench/splits-temperature{temperature:g}"),
+        resume=True,
         name=f"{TEMPERATURE_NAME}{temperature:g}",
     )
 
