@@ -211,7 +211,7 @@ def execution_success(
     flow_steps: int,
     device: str = "cpu",
     temperature: float = DEFAULT_TEMPERATURE,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Imagine with the model's own actions, then replay those actions in the real env."""
     imagined = ImaginedEnv(
         env=env,
@@ -343,7 +343,9 @@ def measure(args: Args) -> dict[str, Any]:
         }
         for split in SPLITS:
             dataset_id = heldout_dataset(env, split, args.heldout_episodes[env])
-            split_figures = one_step_fidelity(model, dataset_id, args.flow_steps, args.seed, args.temperature)
+            split_figures: dict[str, float | None] = {
+                **one_step_fidelity(model, dataset_id, args.flow_steps, args.seed, args.temperature)
+            }
             split_figures.update(
                 execution_success(
                     env,

@@ -2,7 +2,8 @@
 
 Paper §4 (Fig. 4, Fig. 6, Table 2). For every algorithm, data regime and seed, a d3rlpy
 learner trains on the real train-split dataset alone (*baseline*) or on real plus imagined
-rollouts at a fixed 1:1 ratio in every batch (*+VLGOR* and its two ablations), then each of
+rollouts at a fixed ratio in every batch (1:1 unless ``--ratio``; *+VLGOR* and its two
+ablations), then each of
 its last checkpoints is evaluated in the **real** env on the rephrasing, counterfactual and
 hard instructions. A run's figure is the mean over its last five checkpoints (as the paper
 does); the table gives mean ± std over seeds.
@@ -148,6 +149,9 @@ class Args:
     temperature: float = DEFAULT_TEMPERATURE
     """Sampling temperature of the imagined datasets (see `vlgor imagine`); a non-default one
     gets its own dataset ids."""
+    ratio: tuple[float, float] = (1.0, 1.0)
+    """Real : imagined share of every batch in the runs with imagined data (the paper's 1:1);
+    another one gets run folders of its own."""
     fresh_data: bool = False
     """Collect and imagine the datasets again even where they exist (after a model change)."""
     resume: bool = False
@@ -173,6 +177,13 @@ def temperature_tag(temperature: float) -> str:
     if temperature == DEFAULT_TEMPERATURE:
         return ""
     return f"-temperature{temperature:g}".replace(".", "p")
+
+
+def ratio_tag(ratio: tuple[float, float]) -> str:
+    """Name suffix of runs that mix imagined data in at another ratio than 1:1 (``""`` at 1:1)."""
+    if tuple(ratio) == (1.0, 1.0):
+        return ""
+    return f"-ratio{ratio[0]:g}to{ratio[1]:g}".replace(".", "p")
 
 
 def imagined_splits_id(env: str, preset: str, split: str, edits: str, temperature: float) -> str:
@@ -267,8 +278,9 @@ def run_one(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
 ) -> dict[str, Any]:
     """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
-    # Runs on data imagined at another temperature keep their own folders, so neither overwrites the other.
-    folder = regime + temperature_tag(args.temperature) if imagined else regime
+    # Runs on data imagined at another temperature, or mixed in at another ratio, keep their own
+    # folders, so neither overwrites the other.
+    folder = regime + temperature_tag(args.temperature) + ratio_tag(args.ratio) if imagined else regime
     run_dir = args.out / args.env / algo / folder / f"seed{seed}"
     record = run_dir / "benchmark_run.json"
     settings: dict[str, Any] = {
@@ -285,6 +297,7 @@ def run_one(
         # Only runs on imagined data depend on how it was made, so a baseline is reused across
         # temperatures and imagination models.
         settings["temperature"] = args.temperature
+        settings["ratio"] = list(args.ratio)
         settings["imagined_by"] = [_imagined_metadata(i).get("checkpoint_sha256") for i in imagined]
     # JSON round trip, so a key read back from disk compares equal.
     key = json.loads(json.dumps(settings))
@@ -302,6 +315,7 @@ def run_one(
         steps=preset.steps,
         run_dir=run_dir,
         seed=seed,
+        ratio=args.ratio,
         save_every=max(1, preset.steps // preset.checkpoints),
         batch_size=preset.batch_size,
         device=args.device,

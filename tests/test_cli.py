@@ -22,6 +22,7 @@ from benchmarks.splits import (
     learner_config,
     learner_note,
     preset_for,
+    ratio_tag,
     regimes_of,
     temperature_table,
 )
@@ -238,6 +239,12 @@ def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
     made = ensure_imagined("clevr", "old", "counterfactual", "both", 1, seed=0, temperature=1.0, fresh=False)
     assert made == "vlgor/clevr/splits-old-imagined-counterfactual-temperature1-v0"
     assert minari.load_dataset(made).storage.metadata["vlgor"]["temperature"] == 1.0
+
+
+def test_split_runs_at_another_ratio_get_folders_of_their_own() -> None:
+    assert ratio_tag((1.0, 1.0)) == ""
+    assert ratio_tag((1.0, 3.0)) == "-ratio1to3"
+    assert ratio_tag((2.0, 0.5)) == "-ratio2to0p5"
 
 
 def test_split_benchmark_refuses_data_imagined_by_another_model() -> None:
