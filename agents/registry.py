@@ -28,6 +28,7 @@ import d3rlpy
 from d3rlpy.algos import QLearningAlgoBase
 from d3rlpy.base import LearnableConfig
 from d3rlpy.constants import ActionSpace
+from d3rlpy.models.encoders import EncoderFactory
 from d3rlpy.optimizers import AdamFactory
 from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
 
@@ -123,13 +124,14 @@ def _paper_defaults(
     batch_size: int,
     learning_rate: float,
     min_learning_rate: float,
+    network_encoder: EncoderFactory | None,
     overrides: Mapping[str, Any],
 ) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(config_class)}
     values: dict[str, Any] = {"batch_size": batch_size, **ALGORITHM_DEFAULTS.get(name, {}), **overrides}
     for field in fields:
         if field.endswith("encoder_factory"):
-            values.setdefault(field, VisionLanguageEncoderFactory())
+            values.setdefault(field, network_encoder or VisionLanguageEncoderFactory())
     # The actor of TD3-like learners steps once per `update_actor_interval` updates; its
     # cosine period must match its own step count, or the rate would climb back up.
     interval = int(values.get("update_actor_interval", 2)) if name in _DELAYED_ACTOR else 1
@@ -149,6 +151,7 @@ def make_config(
     batch_size: int = 128,
     learning_rate: float = 3e-4,
     min_learning_rate: float = 1e-6,
+    network_encoder: EncoderFactory | None = None,
     **overrides: Any,
 ) -> LearnableConfig:
     """The d3rlpy config of ``algo``, with the paper's defaults for a run of ``steps`` updates.
@@ -161,6 +164,8 @@ def make_config(
         batch_size: Transitions per update.
         learning_rate: Adam's initial rate of every network (policy, critics, value, VAE).
         min_learning_rate: The rate the cosine schedule ends at.
+        network_encoder: The encoder of every network the config has (a named algorithm only); default
+            the paper's :class:`~agents.encoder.VisionLanguageEncoderFactory`.
         **overrides: Config fields, applied last (e.g. ``alpha=5.0`` for ``DiscreteCQL``,
             ``gamma=0.9``, ``encoder_factory=...``).
 
@@ -195,7 +200,7 @@ def make_config(
     config_class = _CONFIGS[name]
     _check_fields(config_class, overrides)
     values = _paper_defaults(
-        name, config_class, steps, batch_size, learning_rate, min_learning_rate, overrides
+        name, config_class, steps, batch_size, learning_rate, min_learning_rate, network_encoder, overrides
     )
     return config_class(**values)
 
@@ -222,6 +227,7 @@ def make_algorithm(
     batch_size: int = 128,
     learning_rate: float = 3e-4,
     min_learning_rate: float = 1e-6,
+    network_encoder: EncoderFactory | None = None,
     **overrides: Any,
 ) -> QLearningAlgoBase[Any, Any]:
     """A d3rlpy learner by name (or config), configured as in the paper; see :func:`make_config`.
@@ -237,7 +243,9 @@ def make_algorithm(
     Raises:
         ValueError: As :func:`make_config`.
     """
-    config = make_config(algo, action_space, steps, batch_size, learning_rate, min_learning_rate, **overrides)
+    config = make_config(
+        algo, action_space, steps, batch_size, learning_rate, min_learning_rate, network_encoder, **overrides
+    )
     learner = config.create(device)
     if not isinstance(learner, QLearningAlgoBase):
         raise ValueError(f"{type(config).__name__} is not a transition learner; use one of {ALGORITHMS}")

@@ -34,6 +34,7 @@ from d3rlpy.base import LearnableConfig
 from d3rlpy.constants import LoggingStrategy
 from d3rlpy.dataset import ReplayBuffer
 from d3rlpy.logging import FileAdapterFactory, LoggerAdapterFactory
+from d3rlpy.models.encoders import EncoderFactory
 from gymnasium import spaces
 
 from agents.evaluate import DEFAULT_EVAL_SEED, EvaluationResult, SplitEvaluator, env_id_of
@@ -183,6 +184,7 @@ def train(
     log_every: int = 500,
     text_encoder: InstructionEncoder | None = None,
     algo_kwargs: Mapping[str, Any] | None = None,
+    network_encoder: EncoderFactory | None = None,
     logger_adapter: LoggerAdapterFactory | None = None,
 ) -> TrainResult:
     """Train a d3rlpy learner offline on ``real`` (+ ``imagined``) data and save it in ``run_dir``.
@@ -218,6 +220,8 @@ def train(
             evaluating, a row per evaluation).
         text_encoder: Instruction embedder for the data and evaluation; default MiniLM-L6.
         algo_kwargs: Further d3rlpy config fields (``{"alpha": 5.0}``).
+        network_encoder: The encoder of every network of a named algorithm; default the paper's
+            (``VisionLanguageEncoderFactory(random_shift=0)`` trains without image shifts).
         logger_adapter: d3rlpy logger; default files in ``run_dir/d3rlpy``.
 
     Raises:
@@ -264,7 +268,13 @@ def train(
     # Before converting the data, so that a bad name or field fails at once.
     chosen = DEFAULT_ALGORITHMS[action_space] if algo is None else algo
     algo_config = make_config(
-        chosen, action_space, steps, batch_size, learning_rate, **dict(algo_kwargs or {})
+        chosen,
+        action_space,
+        steps,
+        batch_size,
+        learning_rate,
+        network_encoder=network_encoder,
+        **dict(algo_kwargs or {}),
     )
 
     dataset = build_dataset(real_sets, imagined_sets, ratio, text_encoder)

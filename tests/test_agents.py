@@ -257,6 +257,11 @@ def test_paper_defaults_cosine_schedule_and_encoders() -> None:
     iql = make_config("IQL", "continuous", steps=10)
     for field in ("actor_encoder_factory", "critic_encoder_factory", "value_encoder_factory"):
         assert isinstance(getattr(iql, field), VisionLanguageEncoderFactory), field
+    # A caller's encoder goes to every network.
+    unshifted = VisionLanguageEncoderFactory(random_shift=0)
+    iql = make_config("IQL", "continuous", steps=10, network_encoder=unshifted)
+    for field in ("actor_encoder_factory", "critic_encoder_factory", "value_encoder_factory"):
+        assert getattr(iql, field) is unshifted, field
 
 
 def test_learning_rate_anneals_to_the_minimum(run: agents.TrainResult) -> None:
@@ -452,6 +457,8 @@ def test_cli_trains_at_tiny_size(
         "1",
         "--algo-kwargs",
         "beta=0.25",
+        "--random-shift",
+        "2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
@@ -460,7 +467,9 @@ def test_cli_trains_at_tiny_size(
     )
     assert {"model.d3", "model_1.d3", "model_2.d3", "metrics.json"} <= {p.name for p in run_dir.iterdir()}
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["imagined"] == [NOISY_ID] and config["algorithm_config"]["params"]["beta"] == 0.25
+    params = config["algorithm_config"]["params"]
+    assert config["imagined"] == [NOISY_ID] and params["beta"] == 0.25
+    assert params["encoder_factory"]["params"]["random_shift"] == 2
 
     refused = _cli(*args, *tiny)  # same run_dir again
     assert refused.returncode != 0 and "not empty" in refused.stderr
