@@ -55,9 +55,8 @@ class TrainArgs:
     """Steps between model_<step>.d3 checkpoints; default none (only the final model.d3)."""
     algo_kwargs: tuple[str, ...] = ()
     """Further d3rlpy config fields as KEY=VALUE, VALUE read as JSON (e.g. `alpha=5.0 gamma=0.9`)."""
-    random_shift: int | None = None
-    """Largest shift, in pixels, of the training images (0: none; acting is never shifted);
-    default 4 on clevr, 0 on metaworld (`agents.encoder.RANDOM_SHIFTS`)."""
+    random_shift: int = 4
+    """Largest shift, in pixels, of the training images (0: none; acting is never shifted)."""
     device: str = "cpu:0"
     """Torch device, e.g. `cuda:0`."""
     overwrite: bool = False
@@ -106,7 +105,7 @@ def train_command(args: tyro.conf.OmitArgPrefixes[TrainArgs]) -> None:
         overwrite=args.overwrite,
         progress=args.progress,
         algo_kwargs=parse_algo_kwargs(args.algo_kwargs),
-        network_encoder=VisionLanguageEncoderFactory.for_env(args.env, args.random_shift),
+        network_encoder=VisionLanguageEncoderFactory(random_shift=args.random_shift),
     )
     print(f"trained {result.config['algo']} for {args.steps} steps; model: {result.model}")
     print(f"config: {result.run_dir / 'config.json'}; d3rlpy logs: {result.run_dir / LOG_FOLDER}")

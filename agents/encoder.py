@@ -13,8 +13,7 @@ Observations are the tuples :func:`vlgor_envs.data.d3rlpy_bridge.to_d3rlpy` prod
 While training (d3rlpy puts the networks in train mode for updates only), each image is
 shifted by up to ``random_shift`` pixels (edge-padded, then cropped; DrQ's augmentation). A
 shift keeps every relation between objects and stops the vision branch from memorising the
-few thousand frames of a small dataset. Acting is never shifted. :data:`RANDOM_SHIFTS` holds
-each env's default (none on Meta-World, where shifts hurt).
+few thousand frames of a small dataset. Acting is never shifted.
 
 The factory is registered with d3rlpy under :data:`ENCODER_TYPE` when this module is
 imported (``import agents`` does it), which ``d3rlpy.load_learnable`` needs to rebuild a
@@ -183,12 +182,6 @@ class VisionLanguageEncoderWithAction(EncoderWithAction):
         return self.fusion(torch.cat([self.trunk(x), action], dim=1))
 
 
-#: Largest training-image shift, in pixels, of each env's learners (`agents.train`, `vlgor train`,
-#: the split benchmark). Shifts lifted CLEVR's unseen splits, but on Meta-World, whose gripper
-#: and objects span a few pixels, they cost BC 12 points on rephrased tasks (README, Agents).
-RANDOM_SHIFTS: dict[str, int] = {"clevr": 4, "metaworld": 0}
-
-
 @dataclasses.dataclass()
 class VisionLanguageEncoderFactory(EncoderFactory):
     """d3rlpy encoder factory of the paper's policy network (App. A.1).
@@ -202,8 +195,7 @@ class VisionLanguageEncoderFactory(EncoderFactory):
         text_feature_size: Text feature width (after LayerNorm).
         vision_feature_size: Vision feature width (after LayerNorm).
         feature_size: Width of the fused feature, what the heads see.
-        random_shift: Largest shift, in pixels, of the training images (0: none);
-            :meth:`for_env` takes the env's from :data:`RANDOM_SHIFTS`.
+        random_shift: Largest shift, in pixels, of the training images (0: none).
     """
 
     text_hidden_size: int = 512
@@ -227,15 +219,6 @@ class VisionLanguageEncoderFactory(EncoderFactory):
     @staticmethod
     def get_type() -> str:
         return ENCODER_TYPE
-
-    @classmethod
-    def for_env(cls, env: str, random_shift: int | None = None) -> VisionLanguageEncoderFactory:
-        """The paper's network with ``env``'s :data:`RANDOM_SHIFTS` (or ``random_shift``)."""
-        if random_shift is None:
-            if env not in RANDOM_SHIFTS:
-                raise ValueError(f"unknown env {env!r}; choose from {sorted(RANDOM_SHIFTS)}")
-            random_shift = RANDOM_SHIFTS[env]
-        return cls(random_shift=random_shift)
 
 
 # d3rlpy's registry asserts on a second registration (a module reload, importlib tricks).

@@ -37,10 +37,9 @@ from d3rlpy.logging import FileAdapterFactory, LoggerAdapterFactory
 from d3rlpy.models.encoders import EncoderFactory
 from gymnasium import spaces
 
-from agents.encoder import VisionLanguageEncoderFactory
 from agents.evaluate import DEFAULT_EVAL_SEED, EvaluationResult, SplitEvaluator, env_id_of
 from agents.registry import ActionKind, make_algorithm, make_config
-from vlgor_envs.data.collect import ENVS, datasets_root, list_datasets
+from vlgor_envs.data.collect import datasets_root, list_datasets
 from vlgor_envs.data.d3rlpy_bridge import batch_counts, mix_datasets, to_d3rlpy
 from vlgor_envs.language.encoder import InstructionEncoder
 
@@ -222,9 +221,7 @@ def train(
         text_encoder: Instruction embedder for the data and evaluation; default MiniLM-L6.
         algo_kwargs: Further d3rlpy config fields (``{"alpha": 5.0}``).
         network_encoder: The encoder of every network of a named algorithm; default the paper's
-            with the data's env's image shift (:data:`agents.encoder.RANDOM_SHIFTS`: 4 pixels
-            on CLEVR, none on Meta-World); ``VisionLanguageEncoderFactory(random_shift=0)``
-            trains without shifts.
+            (``VisionLanguageEncoderFactory(random_shift=0)`` trains without image shifts).
         logger_adapter: d3rlpy logger; default files in ``run_dir/d3rlpy``.
 
     Raises:
@@ -268,9 +265,6 @@ def train(
     action_space: ActionKind = (
         "discrete" if isinstance(real_sets[0].action_space, spaces.Discrete) else "continuous"
     )
-    env_name = next((name for name, (gym_id, _) in ENVS.items() if gym_id == env_id), None)
-    if network_encoder is None and env_name is not None:
-        network_encoder = VisionLanguageEncoderFactory.for_env(env_name)
     # Before converting the data, so that a bad name or field fails at once.
     chosen = DEFAULT_ALGORITHMS[action_space] if algo is None else algo
     algo_config = make_config(

@@ -37,8 +37,7 @@ import numpy as np
 import torch
 from matplotlib import pyplot as plt
 
-from agents import VisionLanguageEncoderFactory, d3rlpy_policy, evaluate, make_config, train
-from agents.encoder import RANDOM_SHIFTS
+from agents import d3rlpy_policy, evaluate, make_config, train
 from agents.registry import ActionKind
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from vlgor_envs.data.collect import collect, list_datasets
@@ -153,9 +152,6 @@ class Args:
     ratio: tuple[float, float] = (1.0, 1.0)
     """Real : imagined share of every batch in the runs with imagined data (the paper's 1:1);
     another one gets run folders of its own."""
-    random_shift: int | None = None
-    """Largest shift, in pixels, of the learners' training images; default the env's (4 on
-    clevr, 0 on metaworld: `agents.encoder.RANDOM_SHIFTS`)."""
     fresh_data: bool = False
     """Collect and imagine the datasets again even where they exist (after a model change)."""
     resume: bool = False
@@ -188,13 +184,6 @@ def ratio_tag(ratio: tuple[float, float]) -> str:
     if tuple(ratio) == (1.0, 1.0):
         return ""
     return f"-ratio{ratio[0]:g}to{ratio[1]:g}".replace(".", "p")
-
-
-def shift_tag(env: str, random_shift: int | None) -> str:
-    """Name suffix of runs whose learners shift images otherwise than ``env``'s default."""
-    if random_shift is None or random_shift == RANDOM_SHIFTS[env]:
-        return ""
-    return f"-shift{random_shift}"
 
 
 def imagined_splits_id(env: str, preset: str, split: str, edits: str, temperature: float) -> str:
@@ -279,10 +268,9 @@ def regime_datasets(args: Args, preset: Preset) -> tuple[str, dict[str, list[str
     return real, imagined
 
 
-def learner_config(env: str, algo: str, preset: Preset, random_shift: int | None = None) -> dict[str, Any]:
+def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
     """The d3rlpy config (as JSON data) that the benchmark trains ``algo`` with on ``env``."""
-    network = VisionLanguageEncoderFactory.for_env(env, random_shift)
-    config = make_config(algo, ACTION_KINDS[env], preset.steps, preset.batch_size, network_encoder=network)
+    config = make_config(algo, ACTION_KINDS[env], preset.steps, preset.batch_size)
     return dict(json.loads(json.dumps(config.serialize_to_dict())))
 
 
@@ -290,10 +278,9 @@ def run_one(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
 ) -> dict[str, Any]:
     """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
-    # Runs on data imagined at another temperature, mixed in at another ratio, or by learners
-    # with another image shift keep their own folders, so none overwrites another.
+    # Runs on data imagined at another temperature, or mixed in at another ratio, keep their own
+    # folders, so neither overwrites the other.
     folder = regime + temperature_tag(args.temperature) + ratio_tag(args.ratio) if imagined else regime
-    folder += shift_tag(args.env, args.random_shift)
     run_dir = args.out / args.env / algo / folder / f"seed{seed}"
     record = run_dir / "benchmark_run.json"
     settings: dict[str, Any] = {
@@ -304,7 +291,7 @@ def run_one(
         "eval_seed": EVAL_SEED,
         # The learner's whole d3rlpy config, so a change of its defaults (the encoder's
         # augmentation, say) trains the run again.
-        "learner": learner_config(args.env, algo, preset, args.random_shift),
+        "learner": learner_config(args.env, algo, preset),
     }
     if imagined:
         # Only runs on imagined data depend on how it was made, so a baseline is reused across
@@ -334,7 +321,6 @@ def run_one(
         device=args.device,
         overwrite=True,
         progress=False,
-        network_encoder=VisionLanguageEncoderFactory.for_env(args.env, args.random_shift),
     )
     trained = time.perf_counter() - started
     curves: dict[str, list[tuple[int, float]]] = {split: [] for split in args.eval_splits}
@@ -401,7 +387,7 @@ def measure(args: Args) -> dict[str, Any]:
         },
         "table": table,
         "runs": runs,
-        "learners": {algo: learner_config(args.env, algo, preset, args.random_shift) for algo in algos},
+        "learners": {algo: learner_config(args.env, algo, preset) for algo in algos},
         "seconds": {"data": data_seconds, "total": time.perf_counter() - started},
     }
 

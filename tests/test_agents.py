@@ -171,26 +171,6 @@ def test_training_images_are_shifted_and_acting_ones_are_not() -> None:
         VisionLanguageEncoderFactory(random_shift=-1)
 
 
-def test_each_env_has_its_own_image_shift() -> None:
-    assert VisionLanguageEncoderFactory.for_env("clevr").random_shift == 4
-    assert VisionLanguageEncoderFactory.for_env("metaworld").random_shift == 0
-    assert VisionLanguageEncoderFactory.for_env("metaworld", 3).random_shift == 3
-    with pytest.raises(ValueError, match="unknown env 'atari'"):
-        VisionLanguageEncoderFactory.for_env("atari")
-
-
-def test_train_shifts_images_as_its_data_env_does(
-    real: minari.MinariDataset, encoder: TextEncoder, tmp_path: Path
-) -> None:
-    def shift(dataset_id: str, algo: str, run: str) -> int:
-        result = train([dataset_id], algo=algo, run_dir=tmp_path / run, text_encoder=encoder, **TINY)
-        return int(result.config["algorithm_config"]["params"]["encoder_factory"]["params"]["random_shift"])
-
-    reach = collect("metaworld", "train", 1, 0, task="reach", progress=False)
-    assert shift(reach.id, "BC", "metaworld") == 0
-    assert shift(REAL_ID, "DiscreteBC", "clevr") == 4
-
-
 def test_encoder_with_action_shapes() -> None:
     factory = VisionLanguageEncoderFactory(feature_size=64)
     observation = [torch.rand(3, 3, 64, 64) * 255, torch.randn(3, 384)]

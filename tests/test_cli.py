@@ -24,7 +24,6 @@ from benchmarks.splits import (
     preset_for,
     ratio_tag,
     regimes_of,
-    shift_tag,
     temperature_table,
 )
 from vlgor_envs.data.collect import list_datasets
@@ -242,12 +241,10 @@ def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
     assert minari.load_dataset(made).storage.metadata["vlgor"]["temperature"] == 1.0
 
 
-def test_split_runs_at_another_ratio_or_image_shift_get_folders_of_their_own() -> None:
+def test_split_runs_at_another_ratio_get_folders_of_their_own() -> None:
     assert ratio_tag((1.0, 1.0)) == ""
     assert ratio_tag((1.0, 3.0)) == "-ratio1to3"
     assert ratio_tag((2.0, 0.5)) == "-ratio2to0p5"
-    assert shift_tag("metaworld", None) == shift_tag("metaworld", 0) == ""
-    assert shift_tag("metaworld", 4) == "-shift4" and shift_tag("clevr", 0) == "-shift0"
 
 
 def test_split_benchmark_refuses_data_imagined_by_another_model() -> None:
@@ -307,15 +304,3 @@ def test_split_table_flags_learners_trained_with_other_settings() -> None:
     unshifted["encoder_factory"]["params"]["random_shift"] = 0
     result["figures"]["learners"] = {"DiscreteBC": unshifted}
     assert "`--resume` trains them again" in learner_note(result)
-
-
-def test_split_learners_shift_images_by_env() -> None:
-    def shift(env: str, algo: str, random_shift: int | None = None) -> int:
-        config = learner_config(env, algo, preset_for(env, "cpu"), random_shift)
-        return int(config["encoder_factory"]["params"]["random_shift"])
-
-    assert shift("clevr", "DiscreteBC") == 4
-    assert shift("metaworld", "BC") == 0
-    assert shift("metaworld", "BC", 4) == 4
-    td3 = learner_config("metaworld", "TD3PlusBC", preset_for("metaworld", "cpu"))
-    assert td3["critic_encoder_factory"]["params"]["random_shift"] == 0
