@@ -338,12 +338,14 @@ def run_one(
             )
             curves[split].append((step, evaluation.success_rate))
     last = {split: float(np.mean([s for _, s in points[-5:]])) for split, points in curves.items()}
+    seconds = time.perf_counter() - started
     print(
         f"{algo} {regime} seed {seed}: "
         + ", ".join(f"{split} {100 * value:.1f}%" for split, value in last.items())
-        + f" (train {trained:.0f} s, total {time.perf_counter() - started:.0f} s)"
+        + f" (train {trained:.0f} s, total {seconds:.0f} s)"
     )
-    result = {"curves": curves, "last_five": last, "train_seconds": trained}
+    # Training plus evaluation, so a result gathered from reused runs still says what they cost.
+    result = {"curves": curves, "last_five": last, "train_seconds": trained, "seconds": seconds}
     partial = record.with_suffix(".partial")
     partial.write_text(json.dumps({"key": key, "result": result}))
     partial.replace(record)
@@ -388,8 +390,22 @@ def measure(args: Args) -> dict[str, Any]:
         "table": table,
         "runs": runs,
         "learners": {algo: learner_config(args.env, algo, preset) for algo in algos},
-        "seconds": {"data": data_seconds, "total": time.perf_counter() - started},
+        "seconds": {
+            "data": data_seconds,
+            "total": time.perf_counter() - started,
+            # What every run cost, reused ones included; None if a reused run predates the record.
+            "runs": _summed([r.get("seconds") for r in _every_run(runs)]),
+        },
     }
+
+
+def _every_run(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    return [run for by_regime in runs.values() for seeds in by_regime.values() for run in seeds]
+
+
+def _summed(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(sum(known)) if len(known) == len(values) else None
 
 
 def _dataset_sizes(ids: Sequence[str]) -> dict[str, Any]:

@@ -192,6 +192,11 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: 
     assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 5 for run in runs)
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("counterfactual-target-v0")
     assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Reused runs keep what they cost, so the record's run time is not this invocation's.
+    runs_by_regime = record["figures"]["runs"]["DiscreteBC"].values()
+    every_run = [run for seeds in runs_by_regime for run in seeds]
+    assert all(r["seconds"] >= r["train_seconds"] > 0 for r in every_run)
+    assert record["figures"]["seconds"]["runs"] == pytest.approx(sum(r["seconds"] for r in every_run))
     # At another temperature only the baseline runs are reused; imagined data is made anew.
     warmer = run(*command, "--resume", "--temperature", "1")
     assert warmer.returncode == 0, warmer.stderr
