@@ -18,9 +18,12 @@ import torch
 from d3rlpy.dataset import MDPDataset
 from d3rlpy.logging import NoopAdapterFactory
 from d3rlpy.models.encoders import EncoderFactory
+from d3rlpy.models.torch.imitators import compute_discrete_imitation_loss
+from d3rlpy.models.torch.policies import CategoricalPolicy
 from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
 from d3rlpy.serializable_config import CONFIG_STORAGE
 from torch import nn
+from torch.nn import functional as F
 
 import agents
 from agents import (
@@ -248,6 +251,20 @@ def test_paper_defaults_cosine_schedule_and_encoders() -> None:
     assert (schedule.T_max, schedule.eta_min) == (1000, 1e-6)
     assert isinstance(cql.encoder_factory, VisionLanguageEncoderFactory)
     assert make_config("DiscreteCQL", "discrete", 10, alpha=2.0).alpha == 2.0  # a caller's value wins
+
+    # DiscreteBC trains on the paper's loss (Eq. 2): the log-likelihood, with no logit penalty.
+    bc = make_config("DiscreteBC", "discrete", steps=1000)
+    policy = CategoricalPolicy(nn.Identity(), hidden_size=4, action_size=4)
+    with torch.no_grad():
+        policy._fc.weight.copy_(10 * torch.eye(4))
+        policy._fc.bias.zero_()
+    states, actions = torch.eye(4), torch.arange(4)  # a confident policy that is always right
+    loss = compute_discrete_imitation_loss(policy, states, actions, beta=bc.beta)
+    assert loss.loss.item() == pytest.approx(F.cross_entropy(10 * states, actions).item())
+    assert loss.loss.item() < 1e-3
+    # d3rlpy's default penalises its log-probabilities so much that it would rank it below chance.
+    uniform = compute_discrete_imitation_loss(policy, 0 * states, actions, beta=0.5)
+    assert compute_discrete_imitation_loss(policy, states, actions, beta=0.5).loss > uniform.loss
 
     td3 = make_config("TD3PlusBC", "continuous", steps=1000)
     assert td3.actor_learning_rate == td3.critic_learning_rate == 3e-4  # d3rlpy's actor default is 1e-4
