@@ -65,7 +65,8 @@ _DELAYED_ACTOR = ("TD3", "TD3PlusBC", "PRDC", "ReBRAC")
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     # The paper's BC loss (Eq. 2) is the log-likelihood alone. d3rlpy adds `beta` times the
     # mean square of the *normalised* logits, i.e. of the log-probabilities, which pulls every
-    # policy toward the uniform one (its default 0.5 held the imitation loss near 2.8 nats).
+    # policy toward the uniform one (at its default 0.5, BC on CLEVR was at 2.6 nats after
+    # 1,500 steps; uniform is 3.7).
     "DiscreteBC": {"beta": 0.0},
     # KALM's CLEVR script: the conservative penalty at 10 (d3rlpy's default is 1).
     "DiscreteCQL": {"alpha": 10.0},

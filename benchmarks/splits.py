@@ -274,15 +274,14 @@ def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
     return dict(json.loads(json.dumps(config.serialize_to_dict())))
 
 
-def run_one(
+def run_record(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
-) -> dict[str, Any]:
-    """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
+) -> tuple[Path, dict[str, Any]]:
+    """Where one run records its result, and the settings a recorded run must match to be reused."""
     # Runs on data imagined at another temperature, or mixed in at another ratio, keep their own
     # folders, so neither overwrites the other.
     folder = regime + temperature_tag(args.temperature) + ratio_tag(args.ratio) if imagined else regime
-    run_dir = args.out / args.env / algo / folder / f"seed{seed}"
-    record = run_dir / "benchmark_run.json"
+    record = args.out / args.env / algo / folder / f"seed{seed}" / "benchmark_run.json"
     settings: dict[str, Any] = {
         "preset": dataclasses.asdict(preset),
         "real": real,
@@ -300,7 +299,15 @@ def run_one(
         settings["ratio"] = list(args.ratio)
         settings["imagined_by"] = [_imagined_metadata(i).get("checkpoint_sha256") for i in imagined]
     # JSON round trip, so a key read back from disk compares equal.
-    key = json.loads(json.dumps(settings))
+    return record, json.loads(json.dumps(settings))
+
+
+def run_one(
+    args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
+) -> dict[str, Any]:
+    """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
+    record, key = run_record(args, preset, algo, regime, seed, real, imagined)
+    run_dir = record.parent
     if args.resume and not args.fresh_data and record.is_file():
         saved = json.loads(record.read_text())
         if saved.get("key") == key:
