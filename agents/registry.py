@@ -12,9 +12,8 @@ Defaults, for every network the config has: the paper's encoder
 (:class:`~agents.encoder.VisionLanguageEncoderFactory`), Adam at ``3e-4`` cosine-annealed to
 ``1e-6`` over the run, batch size 128. Per algorithm: :data:`ALGORITHM_DEFAULTS`
 (``DiscreteBC`` with ``beta=0``, the paper's pure log-likelihood loss; ``DiscreteCQL`` with
-``alpha=10``, as in KALM's CLEVR runs). Temperature and Lagrange
-multiplier optimizers (SAC, CQL, BEAR) keep d3rlpy's settings: they tune coefficients, not
-networks.
+``alpha=10``, as in KALM's CLEVR runs). Temperature and Lagrange multiplier optimizers (SAC,
+CQL, BEAR) keep d3rlpy's settings: they tune coefficients, not networks.
 """
 
 from __future__ import annotations
