@@ -274,14 +274,15 @@ def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
     return dict(json.loads(json.dumps(config.serialize_to_dict())))
 
 
-def run_record(
+def run_one(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
-) -> tuple[Path, dict[str, Any]]:
-    """Where one run records its result, and the settings a recorded run must match to be reused."""
+) -> dict[str, Any]:
+    """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
     # Runs on data imagined at another temperature, or mixed in at another ratio, keep their own
     # folders, so neither overwrites the other.
     folder = regime + temperature_tag(args.temperature) + ratio_tag(args.ratio) if imagined else regime
-    record = args.out / args.env / algo / folder / f"seed{seed}" / "benchmark_run.json"
+    run_dir = args.out / args.env / algo / folder / f"seed{seed}"
+    record = run_dir / "benchmark_run.json"
     settings: dict[str, Any] = {
         "preset": dataclasses.asdict(preset),
         "real": real,
@@ -299,15 +300,7 @@ def run_record(
         settings["ratio"] = list(args.ratio)
         settings["imagined_by"] = [_imagined_metadata(i).get("checkpoint_sha256") for i in imagined]
     # JSON round trip, so a key read back from disk compares equal.
-    return record, json.loads(json.dumps(settings))
-
-
-def run_one(
-    args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
-) -> dict[str, Any]:
-    """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
-    record, key = run_record(args, preset, algo, regime, seed, real, imagined)
-    run_dir = record.parent
+    key = json.loads(json.dumps(settings))
     if args.resume and not args.fresh_data and record.is_file():
         saved = json.loads(record.read_text())
         if saved.get("key") == key:
@@ -388,6 +381,9 @@ def measure(args: Args) -> dict[str, Any]:
         }
         for algo, regimes in runs.items()
     }
+    run_seconds = [
+        run.get("seconds") for by_regime in runs.values() for seeds in by_regime.values() for run in seeds
+    ]
     return {
         "datasets": {
             "real": real,
@@ -401,18 +397,9 @@ def measure(args: Args) -> dict[str, Any]:
             "data": data_seconds,
             "total": time.perf_counter() - started,
             # What every run cost, reused ones included; None if a reused run predates the record.
-            "runs": _summed([r.get("seconds") for r in _every_run(runs)]),
+            "runs": None if None in run_seconds else sum(s for s in run_seconds if s is not None),
         },
     }
-
-
-def _every_run(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    return [run for by_regime in runs.values() for seeds in by_regime.values() for run in seeds]
-
-
-def _summed(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return float(sum(known)) if len(known) == len(values) else None
 
 
 def _dataset_sizes(ids: Sequence[str]) -> dict[str, Any]:
