@@ -30,7 +30,8 @@ import tyro
 from benchmarks import splits
 from benchmarks.imagination_fidelity import one_step_fidelity, rollout_strip
 from vlgor_envs.clevr import expert as clevr_expert
-from vlgor_envs.data import collect, to_d3rlpy
+from vlgor_envs.data import collect
+from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
 from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
 from vlgor_envs.metaworld import expert as metaworld_expert

@@ -1,4 +1,8 @@
-"""Offline datasets: scripted-expert collection into Minari, and loading into d3rlpy."""
+"""Offline datasets: scripted-expert collection into Minari.
+
+Loading into d3rlpy is :mod:`vlgor_envs.data.d3rlpy_bridge`, kept out of this package's import:
+it loads torch and d3rlpy, which collecting does not need.
+"""
 
 from vlgor_envs.data.collect import (
     ENVS,
@@ -8,17 +12,12 @@ from vlgor_envs.data.collect import (
     describe,
     list_datasets,
 )
-from vlgor_envs.data.d3rlpy_bridge import MixedDataset, batch_counts, mix_datasets, to_d3rlpy
 
 __all__ = [
     "ENVS",
-    "MixedDataset",
-    "batch_counts",
     "collect",
     "datasets_root",
     "default_dataset_id",
     "describe",
     "list_datasets",
-    "mix_datasets",
-    "to_d3rlpy",
 ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+import tyro
 
 from vlgor_envs.imagination.autoencoder import AutoencoderConfig
 from vlgor_envs.imagination.model import WorldModelConfig
@@ -209,3 +210,20 @@ def tune_decoder_command(args: TuneDecoderArgs) -> None:
         device=args.device,
     )
     print(f"wrote {out}")
+
+
+def imagination_command(
+    args: tyro.conf.OmitArgPrefixes[
+        Annotated[PretrainArgs, tyro.conf.subcommand("pretrain", prefix_name=False)]
+        | Annotated[FinetuneArgs, tyro.conf.subcommand("finetune", prefix_name=False)]
+        | Annotated[TuneDecoderArgs, tyro.conf.subcommand("tune-decoder", prefix_name=False)]
+    ],
+) -> None:
+    """Train the imagination model: `pretrain` (interaction data), `finetune` (LoRA grounding),
+    then optionally `tune-decoder` (the decoder adapts to imagined latents)."""
+    if isinstance(args, PretrainArgs):
+        pretrain_command(args)
+    elif isinstance(args, FinetuneArgs):
+        finetune_command(args)
+    else:
+        tune_decoder_command(args)
