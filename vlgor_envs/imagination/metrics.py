@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
 
 from vlgor_envs.clevr.scene import ARENA_BOUNDS
 
@@ -19,30 +17,34 @@ def psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDArray[np.f
     return np.minimum(10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)), 100.0)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - size // 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(3, 1, size, size).contiguous()
+def _gaussian_kernel(size: int = 11, sigma: float = 1.5) -> npt.NDArray[np.float64]:
+    x = np.arange(size, dtype=np.float64) - size // 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _blur(z: npt.NDArray[np.float64], g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The ``valid`` Gaussian filter of images ``(N, H, W, C)``: the window is separable, so two
+    1-d passes of shifted sums (22 products a pixel instead of 121)."""
+    size = len(g)
+    height, width = z.shape[1] - size + 1, z.shape[2] - size + 1
+    rows = sum(g[k] * z[:, k : k + height] for k in range(size))
+    return sum(g[k] * rows[:, :, k : k + width] for k in range(size))
 
 
 def ssim(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, per channel, averaged) per pair."""
-    x = torch.from_numpy(np.asarray(a, dtype=np.float64)).reshape(-1, *a.shape[-3:]).permute(0, 3, 1, 2)
-    y = torch.from_numpy(np.asarray(b, dtype=np.float64)).reshape(-1, *b.shape[-3:]).permute(0, 3, 1, 2)
-    window = _gaussian_window()
-
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(z, window, groups=3)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    x = np.asarray(a, dtype=np.float64).reshape(-1, *a.shape[-3:])
+    y = np.asarray(b, dtype=np.float64).reshape(-1, *b.shape[-3:])
+    g = _gaussian_kernel()
+    mu_x, mu_y = _blur(x, g), _blur(y, g)
+    var_x = _blur(x * x, g) - mu_x**2
+    var_y = _blur(y * y, g) - mu_y**2
+    cov = _blur(x * y, g) - mu_x * mu_y
     index = ((2 * mu_x * mu_y + _SSIM_C1) * (2 * cov + _SSIM_C2)) / (
         (mu_x**2 + mu_y**2 + _SSIM_C1) * (var_x + var_y + _SSIM_C2)
     )
-    return index.mean(dim=(1, 2, 3)).numpy().reshape(a.shape[:-3])
+    return index.mean(axis=(1, 2, 3)).reshape(a.shape[:-3])
 
 
 def arena_normalised_distance(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
