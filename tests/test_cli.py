@@ -11,8 +11,10 @@ from typing import Any
 
 import minari
 import pytest
+import tyro
 
 from benchmarks import clevr_throughput
+from benchmarks import splits as splits_benchmark
 from benchmarks.report import markdown_table, replace_readme_section
 from benchmarks.splits import Args as SplitArgs
 from benchmarks.splits import (
@@ -23,6 +25,7 @@ from benchmarks.splits import (
     learner_note,
     preset_for,
     ratio_tag,
+    regimes_by_algo,
     regimes_of,
     temperature_table,
 )
@@ -154,34 +157,24 @@ def test_vlgor_help_lists_the_pipeline_commands() -> None:
         assert command in result.stdout
 
 
-def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "vlgor_envs.cli",
-        "bench",
-        "splits",
-        "--preset",
-        "tiny",
-        "--seeds",
-        "2",
-        "--algos",
-        "DiscreteBC",
-        "--regimes",
-        "baseline",
-        "wo_behavior",
-        "--out",
-        str(tmp_path / "runs"),
-        "--results",
-        str(tmp_path),
-    ]
-    result = run(*command)
+def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--preset", "tiny", "--seeds", "2", "--algos", "DiscreteBC", "--threads", "1"]
+    flags += ["--regimes", "baseline", "wo_behavior", "--out", str(tmp_path / "runs")]
+    flags += ["--results", str(tmp_path)]
+    result = run(sys.executable, "-m", "vlgor_envs.cli", "bench", "splits", *flags)
     assert result.returncode == 0, result.stderr
     first_table = json.loads((tmp_path / "splits_clevr.json").read_text())["figures"]["table"]
+
+    def resume(*more: str) -> str:
+        # In this process: the command line ran above, and another start costs 15 s of imports.
+        capsys.readouterr()
+        splits_benchmark.main(tyro.cli(SplitArgs, args=[*flags, "--resume", *more]))
+        return capsys.readouterr().out
+
     # Resumed, every finished run is reused as it was.
-    resumed = run(*command, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.count("reused the finished run") == 4
+    assert resume().count("reused the finished run") == 4
     record = json.loads((tmp_path / "splits_clevr.json").read_text())
     assert record["figures"]["table"] == first_table
     table = record["figures"]["table"]["DiscreteBC"]
@@ -189,7 +182,7 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: 
     assert set(table["baseline"]) == {"rephrasing", "counterfactual", "hard"}
     # Two seeds each, every checkpoint evaluated on every split: the curves the plot draws.
     runs = record["figures"]["runs"]["DiscreteBC"]["wo_behavior"]
-    assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 5 for run in runs)
+    assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 3 for run in runs)
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("counterfactual-target-v0")
     assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Reused runs keep what they cost, so the record's run time is not this invocation's.
@@ -203,10 +196,9 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(tmp_path: 
     stale = json.loads(saved.read_text())
     stale["key"]["learner"]["encoder_factory"]["params"]["random_shift"] = 0
     saved.write_text(json.dumps(stale))
-    warmer = run(*command, "--resume", "--temperature", "1")
-    assert warmer.returncode == 0, warmer.stderr
-    assert warmer.stdout.count("reused the finished run") == 1
-    assert "DiscreteBC baseline seed 1: reused" in warmer.stdout
+    warmer = resume("--temperature", "1")
+    assert warmer.count("reused the finished run") == 1
+    assert "DiscreteBC baseline seed 1: reused" in warmer
     assert json.loads(saved.read_text())["key"]["learner"]["encoder_factory"]["params"]["random_shift"] == 4
     record = json.loads((tmp_path / "splits_clevr.json").read_text())
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("target-temperature1-v0")
@@ -219,6 +211,12 @@ def test_split_benchmark_regimes_follow_the_env() -> None:
         regimes_of(SplitArgs(env="metaworld", regimes=("baseline", "wo_behavior")))
     with pytest.raises(ValueError, match="unknown regimes"):
         regimes_of(SplitArgs(env="clevr", regimes=("baseline", "imagined_only")))
+    # As in the paper's Table 2, only the first algorithm runs the ablations by default.
+    everything = regimes_of(SplitArgs(env="clevr"))
+    by_algo = regimes_by_algo(SplitArgs(), ("DiscreteBC", "DiscreteCQL"), everything)
+    assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": ("baseline", "vlgor")}
+    by_algo = regimes_by_algo(SplitArgs(ablate="all"), ("DiscreteBC", "DiscreteCQL"), everything)
+    assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": everything}
 
 
 def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
