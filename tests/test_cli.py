@@ -59,6 +59,18 @@ def test_vlgor_splits_metaworld_lists_the_tasks() -> None:
     assert lines[3].startswith("hard:") and "soccer" in lines[3]
 
 
+def test_a_command_imports_only_its_own_layer() -> None:
+    # Every subprocess test pays for what a command imports: torch, peft and d3rlpy cost 15 s.
+    program = (
+        "import sys; from vlgor_envs import cli; sys.argv = ['vlgor', 'collect', '--help']\n"
+        "try: cli.main()\nexcept SystemExit: pass\n"
+        "print(sorted({'torch', 'd3rlpy', 'peft', 'transformers'} & set(sys.modules)))"
+    )
+    result = run(sys.executable, "-c", program)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
 def test_vlgor_collect_then_datasets_list_and_show(tmp_path: Path) -> None:
     # No MUJOCO_GL: the package must pick the headless backend itself.
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
