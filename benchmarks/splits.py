@@ -143,7 +143,8 @@ class Args:
     seeds: int = 3
     """Seeds per (algorithm, regime): 0 .. seeds-1."""
     preset: Literal["tiny", "demo", "cpu", "paper"] = "cpu"
-    """Sizes: `cpu` fits each env's table in about 90 minutes here, `paper` is for a GPU."""
+    """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's took two hours, two processes at a
+    time), `paper` is for a GPU."""
     regimes: tuple[str, ...] | None = None
     """Data regimes to compare (see the module docstring; default: all four on CLEVR, baseline and
     vlgor on Meta-World)."""
