@@ -256,10 +256,17 @@ def regimes_of(args: Args) -> tuple[str, ...]:
 
 def regimes_by_algo(args: Args, algos: Sequence[str], regimes: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """The regimes each algorithm runs: the ablations only for the first unless ``--ablate all``."""
-    return {
+    by_algo = {
         algo: tuple(r for r in regimes if args.ablate == "all" or index == 0 or r not in ABLATIONS)
         for index, algo in enumerate(algos)
     }
+    idle = [algo for algo, chosen in by_algo.items() if not chosen]
+    if idle:
+        raise ValueError(
+            f"{', '.join(idle)} would run none of the regimes {list(regimes)}: only the first "
+            "algorithm runs the ablations; pass --ablate all"
+        )
+    return by_algo
 
 
 def regime_datasets(args: Args, preset: Preset) -> tuple[str, dict[str, list[str]]]:
@@ -374,10 +381,11 @@ def measure(args: Args) -> dict[str, Any]:
     preset = preset_for(args.env, args.preset)
     algos = args.algos or DEFAULT_ALGOS[args.env]
     started = time.perf_counter()
+    by_algo = regimes_by_algo(args, algos, regimes_of(args))  # before any data is made
     real, imagined = regime_datasets(args, preset)
     data_seconds = time.perf_counter() - started
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for algo, regimes in regimes_by_algo(args, algos, tuple(imagined)).items():
+    for algo, regimes in by_algo.items():
         runs[algo] = {}
         for regime in regimes:
             runs[algo][regime] = [

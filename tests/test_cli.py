@@ -229,6 +229,8 @@ def test_split_benchmark_regimes_follow_the_env() -> None:
     assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": ("baseline", "vlgor")}
     by_algo = regimes_by_algo(SplitArgs(ablate="all"), ("DiscreteBC", "DiscreteCQL"), everything)
     assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": everything}
+    with pytest.raises(ValueError, match=r"DiscreteCQL would run none.*--ablate all"):
+        regimes_by_algo(SplitArgs(), ("DiscreteBC", "DiscreteCQL"), ("wo_target", "wo_behavior"))
 
 
 def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
