@@ -69,8 +69,9 @@ def split_observation_shape(observation_shape: Any) -> tuple[tuple[int, int, int
     )
     if not ok:
         raise ValueError(
-            f"the vision-language encoder needs tuple observations (image (C, H, W), embedding (D,)) "
-            f"as vlgor_envs.data.to_d3rlpy makes them; got observation shape {observation_shape!r}"
+            "the vision-language encoder needs tuple observations (image (C, H, W), embedding (D,)) "
+            "as vlgor_envs.data.d3rlpy_bridge.to_d3rlpy makes them; "
+            f"got observation shape {observation_shape!r}"
         )
     channels, height, width = (int(v) for v in observation_shape[0])
     return (channels, height, width), int(observation_shape[1][0])
