@@ -13,7 +13,10 @@ Defaults, for every network the config has: the paper's encoder
 ``1e-6`` over the run, batch size 128. Per algorithm: :data:`ALGORITHM_DEFAULTS`
 (``DiscreteBC`` with ``beta=0``, the paper's pure log-likelihood loss; ``DiscreteCQL`` with
 ``alpha=10``, as in KALM's CLEVR runs). Temperature and Lagrange multiplier optimizers (SAC,
-CQL, BEAR) keep d3rlpy's settings: they tune coefficients, not networks.
+CQL, BEAR) keep d3rlpy's settings: they tune coefficients, not networks. A hard-synced target
+network (DQN, DoubleDQN, DiscreteCQL, DiscreteBCQ, DiscreteSAC) syncs every
+``min(8000, steps // 10)`` updates, so a short run updates it at least
+:data:`MIN_TARGET_SYNCS` times.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from agents.encoder import VisionLanguageEncoderFactory
 __all__ = [
     "ALGORITHMS",
     "ALGORITHM_DEFAULTS",
+    "MIN_TARGET_SYNCS",
     "ActionKind",
     "action_kind_of",
     "make_algorithm",
@@ -60,6 +64,8 @@ _NETWORK_OPTIMIZERS: dict[str, str] = {
 #: Algorithms whose actor optimizer steps once every ``update_actor_interval`` updates.
 _DELAYED_ACTOR = ("TD3", "TD3PlusBC", "PRDC", "ReBRAC")
 
+#: A target network syncs at least this often a run (every ``steps // 10`` updates at most).
+MIN_TARGET_SYNCS = 10
 #: Per-algorithm settings applied on top of d3rlpy's defaults (a caller's overrides win).
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     # The paper's BC loss (Eq. 2) is the log-likelihood alone. d3rlpy adds `beta` times the
@@ -132,11 +138,16 @@ def _paper_defaults(
     network_encoder: EncoderFactory | None,
     overrides: Mapping[str, Any],
 ) -> dict[str, Any]:
-    fields = {f.name for f in dataclasses.fields(config_class)}
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
     values: dict[str, Any] = {"batch_size": batch_size, **ALGORITHM_DEFAULTS.get(name, {}), **overrides}
     for field in fields:
         if field.endswith("encoder_factory"):
             values.setdefault(field, network_encoder or VisionLanguageEncoderFactory())
+    # d3rlpy syncs a DQN-style target network every 8,000 updates, which a short run never
+    # reaches: its TD targets would come from the initial random network throughout.
+    if "target_update_interval" in fields:
+        default: int = fields["target_update_interval"].default  # type: ignore[assignment]
+        values.setdefault("target_update_interval", min(default, max(1, steps // MIN_TARGET_SYNCS)))
     # The actor of TD3-like learners steps once per `update_actor_interval` updates; its
     # cosine period must match its own step count, or the rate would climb back up.
     interval = int(values.get("update_actor_interval", 2)) if name in _DELAYED_ACTOR else 1

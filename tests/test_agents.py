@@ -148,6 +148,7 @@ def test_encoder_is_the_papers_network() -> None:
 def test_training_images_are_shifted_and_acting_ones_are_not() -> None:
     torch.manual_seed(0)
     images = torch.rand(6, 3, 64, 64)
+    state = torch.get_rng_state()
     shifted = random_shift(images, 4)
     assert shifted.shape == images.shape
     offsets = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)]
@@ -159,6 +160,15 @@ def test_training_images_are_shifted_and_acting_ones_are_not() -> None:
         )
     assert not torch.equal(shifted, images)
     assert torch.equal(random_shift(images, 0), images)
+    # Borders too: each image is a crop of its edge-padded copy at the offsets drawn in order.
+    torch.set_rng_state(state)
+    dy, dx = (torch.randint(0, 9, (6, 1, 1)).view(-1) for _ in range(2))
+    padded = torch.nn.functional.pad(images, (4, 4, 4, 4), mode="replicate")
+    expected = torch.stack([p[:, y : y + 64, x : x + 64] for p, y, x in zip(padded, dy, dx, strict=True)])
+    assert torch.equal(shifted, expected)
+    pixels = (images * 255).to(torch.uint8)
+    torch.set_rng_state(state)
+    assert torch.equal(random_shift(pixels, 4), (expected * 255).to(torch.uint8))  # any dtype
 
     observation = [images * 255, torch.randn(6, 384)]
     network = VisionLanguageEncoderFactory().create(SHAPE)
@@ -253,6 +263,10 @@ def test_paper_defaults_cosine_schedule_and_encoders() -> None:
     assert (schedule.T_max, schedule.eta_min) == (1000, 1e-6)
     assert isinstance(cql.encoder_factory, VisionLanguageEncoderFactory)
     assert make_config("DiscreteCQL", "discrete", 10, alpha=2.0).alpha == 2.0  # a caller's value wins
+    # The target network syncs 10 times in a short run, at d3rlpy's 8,000-update period in a long one.
+    assert cql.target_update_interval == 100
+    assert make_config("DoubleDQN", "discrete", steps=200_000).target_update_interval == 8000
+    assert make_config("DiscreteCQL", "discrete", 1000, target_update_interval=7).target_update_interval == 7
 
     # DiscreteBC trains on the paper's loss (Eq. 2): the log-likelihood, with no logit penalty.
     bc = make_config("DiscreteBC", "discrete", steps=1000)
