@@ -19,14 +19,22 @@ from counterfactual prompts, with the shipped imagination model):
 - ``wo_behavior``: counterfactual prompts edit only the target (Table 2 "w/o behavior").
 
 As in the paper, only the first algorithm (BC) runs the two ablations unless ``--ablate all``.
+
+``--workers N`` makes the missing datasets, then trains and evaluates the runs, in ``N``
+processes side by side (each on ``cores // N`` torch threads unless ``--threads``); on two cores,
+two one-thread workers finish the table sooner than one two-thread process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import multiprocessing
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -166,8 +174,12 @@ class Args:
     """Reuse the runs an interrupted benchmark finished (same preset, datasets and evaluation,
     and for imagined data the same temperature and imagination model; never with `fresh_data`)."""
     device: str = "cpu:0"
+    workers: int = 1
+    """Processes that make the datasets and train the runs side by side (see the module
+    docstring); `make bench` uses one per core, up to four."""
     threads: int | None = None
-    """torch intra-op threads (default: torch's choice)."""
+    """torch intra-op threads of each process (default: torch's choice with one worker, the
+    cores shared out between several)."""
     results: Path = RESULTS_DIR
     """Where <name>_<env>.json and .png go."""
     name: str = NAME
@@ -269,26 +281,72 @@ def regimes_by_algo(args: Args, algos: Sequence[str], regimes: Sequence[str]) ->
     return by_algo
 
 
-def regime_datasets(args: Args, preset: Preset) -> tuple[str, dict[str, list[str]]]:
-    """The real dataset id and each regime's imagined dataset ids, made where missing."""
+#: The real train-split source of every regime, in :func:`ensure_dataset`'s terms.
+REAL_SOURCE = ("train", "real")
+
+
+def ensure_dataset(args: Args, preset: Preset, source: tuple[str, str]) -> str:
+    """The id of the dataset of ``source`` (:data:`REAL_SOURCE` or an imagined ``(split, edits)``),
+    made if missing (or if ``--fresh-data``)."""
+    if source == REAL_SOURCE:
+        return _ensure_real(args.env, args.preset, preset.real_episodes, args.fresh_data)
+    split, edits = source
+    # One seed per split, so an edit ablation starts from the same real frames.
+    seed = 10_000 * (1 + EVAL_SPLITS.index(split))
+    rollouts = preset.imagined_rollouts[split]
+    return ensure_imagined(
+        args.env, args.preset, split, edits, rollouts, seed, args.temperature, args.fresh_data
+    )
+
+
+def regime_datasets(
+    args: Args, preset: Preset, pool: ProcessPoolExecutor | None = None
+) -> tuple[str, dict[str, list[str]]]:
+    """The real dataset id and each regime's imagined dataset ids, made where missing (in ``pool``)."""
     regimes = regimes_of(args)
     check_temperature(args.temperature)
-    real = _ensure_real(args.env, args.preset, preset.real_episodes, args.fresh_data)
-    made: dict[tuple[str, str], str] = {}
-    imagined: dict[str, list[str]] = {}
-    for regime in regimes:
-        for split, edits in REGIMES[regime]:
-            rollouts = preset.imagined_rollouts.get(split, 0)
-            if rollouts > 0 and (split, edits) not in made:
-                # One seed per split, so an edit ablation starts from the same real frames.
-                seed = 10_000 * (1 + EVAL_SPLITS.index(split))
-                made[split, edits] = ensure_imagined(
-                    args.env, args.preset, split, edits, rollouts, seed, args.temperature, args.fresh_data
-                )
-        imagined[regime] = [made[source] for source in REGIMES[regime] if source in made]
-        if regime != "baseline" and not imagined[regime]:
+    imagined_sources: dict[str, list[tuple[str, str]]] = {
+        regime: [s for s in REGIMES[regime] if preset.imagined_rollouts.get(s[0], 0) > 0]
+        for regime in regimes
+    }
+    for regime, chosen in imagined_sources.items():
+        if regime != "baseline" and not chosen:
             raise ValueError(f"preset {args.preset!r} imagines no rollouts for regime {regime!r}")
-    return real, imagined
+    sources = list(dict.fromkeys([REAL_SOURCE, *(s for chosen in imagined_sources.values() for s in chosen)]))
+    made = dict(
+        zip(sources, in_workers(pool, ensure_dataset, [(args, preset, s) for s in sources]), strict=True)
+    )
+    return made[REAL_SOURCE], {
+        regime: [made[s] for s in chosen] for regime, chosen in imagined_sources.items()
+    }
+
+
+def _worker_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def worker_pool(args: Args) -> Iterator[ProcessPoolExecutor | None]:
+    """``args.workers`` processes for :func:`in_workers`, or ``None`` (run in this one) for one."""
+    if args.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {args.workers}")
+    if args.workers == 1:
+        yield None
+        return
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    # Spawned, not forked: the parent may hold torch threads and open HDF5 files.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, context, initializer=_worker_threads, initargs=(threads,)) as pool:
+        yield pool
+
+
+def in_workers(
+    pool: ProcessPoolExecutor | None, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """``[function(*call) for call in calls]``, side by side in ``pool`` if there is one."""
+    if pool is None or len(calls) <= 1:
+        return [function(*call) for call in calls]
+    return list(pool.map(function, *zip(*calls, strict=True)))
 
 
 def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
@@ -382,16 +440,15 @@ def measure(args: Args) -> dict[str, Any]:
     algos = args.algos or DEFAULT_ALGOS[args.env]
     started = time.perf_counter()
     by_algo = regimes_by_algo(args, algos, regimes_of(args))  # before any data is made
-    real, imagined = regime_datasets(args, preset)
-    data_seconds = time.perf_counter() - started
+    jobs = [(a, r, seed) for a, regimes in by_algo.items() for r in regimes for seed in range(args.seeds)]
+    with worker_pool(args) as pool:
+        real, imagined = regime_datasets(args, preset, pool)
+        data_seconds = time.perf_counter() - started
+        calls = [(args, preset, algo, regime, seed, real, imagined[regime]) for algo, regime, seed in jobs]
+        finished = in_workers(pool, run_one, calls)
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for algo, regimes in by_algo.items():
-        runs[algo] = {}
-        for regime in regimes:
-            runs[algo][regime] = [
-                run_one(args, preset, algo, regime, seed, real, imagined[regime])
-                for seed in range(args.seeds)
-            ]
+    for (algo, regime, _), result in zip(jobs, finished, strict=True):
+        runs.setdefault(algo, {}).setdefault(regime, []).append(result)
     table = {
         algo: {
             regime: {

@@ -175,7 +175,8 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
     flags = ["--preset", "tiny", "--seeds", "2", "--algos", "DiscreteBC", "--threads", "1"]
     flags += ["--regimes", "baseline", "wo_behavior", "--out", str(tmp_path / "runs")]
     flags += ["--results", str(tmp_path)]
-    result = run(sys.executable, "-m", "vlgor_envs.cli", "bench", "splits", *flags)
+    # Two worker processes make the datasets and train the runs.
+    result = run(sys.executable, "-m", "vlgor_envs.cli", "bench", "splits", *flags, "--workers", "2")
     assert result.returncode == 0, result.stderr
     first_table = json.loads((tmp_path / "splits_clevr.json").read_text())["figures"]["table"]
 
@@ -206,12 +207,17 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
     # at another temperature only the baseline runs are reused: imagined data is made anew.
     saved = tmp_path / "runs" / "clevr" / "DiscreteBC" / "baseline" / "seed0" / "benchmark_run.json"
     stale = json.loads(saved.read_text())
+    by_worker = stale["result"], (saved.parent / "d3rlpy" / "imitation_loss.csv").read_text()
     stale["key"]["learner"]["encoder_factory"]["params"]["random_shift"] = 0
     saved.write_text(json.dumps(stale))
     warmer = resume("--temperature", "1")
     assert warmer.count("reused the finished run") == 1
     assert "DiscreteBC baseline seed 1: reused" in warmer
-    assert json.loads(saved.read_text())["key"]["learner"]["encoder_factory"]["params"]["random_shift"] == 4
+    retrained = json.loads(saved.read_text())
+    assert retrained["key"]["learner"]["encoder_factory"]["params"]["random_shift"] == 4
+    # Trained again in this process, the run equals the one a worker process trained.
+    loss = (saved.parent / "d3rlpy" / "imitation_loss.csv").read_text()
+    assert (retrained["result"]["curves"], loss) == (by_worker[0]["curves"], by_worker[1])
     record = json.loads((tmp_path / "splits_clevr.json").read_text())
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("target-temperature1-v0")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -199,6 +200,17 @@ def test_interrupted_overwrite_keeps_old_dataset(minari_root: Path, monkeypatch:
         collect("clevr", episodes=4, seed=0, dataset_id=dataset_id, overwrite=True, progress=False)
     assert describe(dataset_id)["seed"] == 3 and describe(dataset_id)["episodes"] == 1
     assert _staging_dirs(minari_root) == []
+
+
+def test_a_namespace_made_meanwhile_by_another_writer_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    collect_module = importlib.import_module("vlgor_envs.data.collect")  # the package exports the function
+    collect_module.create_namespace("race/made")  # by a writer beside this one, after our check
+    checks = iter([[], ["race/made"]])
+    monkeypatch.setattr(collect_module, "list_local_namespaces", lambda: next(checks))
+    collect_module._ensure_namespace("race/made")  # no "already exists"
+    monkeypatch.setattr(collect_module, "list_local_namespaces", lambda: [])
+    with pytest.raises(ValueError, match="already exists"):  # a failure that is not that race
+        collect_module._ensure_namespace("race/made")
 
 
 def test_unknown_env_and_id() -> None:

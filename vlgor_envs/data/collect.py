@@ -189,6 +189,17 @@ def exists_error(dataset_id: str, command: str = "collect") -> FileExistsError:
     )
 
 
+def _ensure_namespace(namespace: str) -> None:
+    """Create ``namespace`` unless it exists, also when another process creates it meanwhile."""
+    if namespace in list_local_namespaces():
+        return
+    try:
+        create_namespace(namespace)
+    except ValueError:  # "already exists": a writer beside this one made it first
+        if namespace not in list_local_namespaces():
+            raise
+
+
 @contextlib.contextmanager
 def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -> Iterator[Path]:
     """Write the dataset ``dataset_id`` atomically (see the module docstring).
@@ -219,8 +230,8 @@ def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -
                 raise exists_error(dataset_id, command)
             final.rename(replaced)
         try:
-            if namespace is not None and namespace not in list_local_namespaces():
-                create_namespace(namespace)
+            if namespace is not None:
+                _ensure_namespace(namespace)
             final.parent.mkdir(parents=True, exist_ok=True)
             staged.rename(final)
         except BaseException:
