@@ -34,7 +34,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -299,54 +299,49 @@ def ensure_dataset(args: Args, preset: Preset, source: tuple[str, str]) -> str:
     )
 
 
-def regime_datasets(
-    args: Args, preset: Preset, pool: ProcessPoolExecutor | None = None
-) -> tuple[str, dict[str, list[str]]]:
-    """The real dataset id and each regime's imagined dataset ids, made where missing (in ``pool``)."""
+def regime_sources(args: Args, preset: Preset) -> dict[str, list[tuple[str, str]]]:
+    """The imagined ``(split, edits)`` sources of each regime that ``args`` asks for, checked."""
     regimes = regimes_of(args)
     check_temperature(args.temperature)
-    imagined_sources: dict[str, list[tuple[str, str]]] = {
-        regime: [s for s in REGIMES[regime] if preset.imagined_rollouts.get(s[0], 0) > 0]
-        for regime in regimes
-    }
-    for regime, chosen in imagined_sources.items():
+    sources = {r: [s for s in REGIMES[r] if preset.imagined_rollouts.get(s[0], 0) > 0] for r in regimes}
+    for regime, chosen in sources.items():
         if regime != "baseline" and not chosen:
             raise ValueError(f"preset {args.preset!r} imagines no rollouts for regime {regime!r}")
-    sources = list(dict.fromkeys([REAL_SOURCE, *(s for chosen in imagined_sources.values() for s in chosen)]))
-    made = dict(
-        zip(sources, in_workers(pool, ensure_dataset, [(args, preset, s) for s in sources]), strict=True)
-    )
-    return made[REAL_SOURCE], {
-        regime: [made[s] for s in chosen] for regime, chosen in imagined_sources.items()
-    }
+    return sources
 
 
 def _worker_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+class _InProcess(Executor):
+    """Runs each call as it is submitted, in this process: the executor of one worker."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
 @contextlib.contextmanager
-def worker_pool(args: Args) -> Iterator[ProcessPoolExecutor | None]:
-    """``args.workers`` processes for :func:`in_workers`, or ``None`` (run in this one) for one."""
+def worker_pool(args: Args) -> Iterator[Executor]:
+    """``args.workers`` spawned processes, or this one alone for one worker."""
     if args.workers < 1:
         raise ValueError(f"workers must be >= 1, got {args.workers}")
     if args.workers == 1:
-        yield None
+        yield _InProcess()
         return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     # Spawned, not forked: the parent may hold torch threads and open HDF5 files.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, context, initializer=_worker_threads, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(args.workers, context, initializer=_worker_threads, initargs=(threads,))
+    try:
         yield pool
-
-
-def in_workers(
-    pool: ProcessPoolExecutor | None, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]
-) -> list[Any]:
-    """``[function(*call) for call in calls]``, side by side in ``pool`` if there is one."""
-    if pool is None or len(calls) <= 1:
-        return [function(*call) for call in calls]
-    return list(pool.map(function, *zip(*calls, strict=True)))
+    except BaseException:
+        # Drop the queued runs; the ones running finish and are kept for --resume.
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
@@ -440,15 +435,34 @@ def measure(args: Args) -> dict[str, Any]:
     algos = args.algos or DEFAULT_ALGOS[args.env]
     started = time.perf_counter()
     by_algo = regimes_by_algo(args, algos, regimes_of(args))  # before any data is made
+    sources = regime_sources(args, preset)
+    imagined_sources = dict.fromkeys(s for chosen in sources.values() for s in chosen)
+    # The real data first (the baselines wait for it), then the largest imagined sets first.
+    needed = [REAL_SOURCE, *sorted(imagined_sources, key=lambda s: -preset.imagined_rollouts[s[0]])]
+    # Baselines first: they need only the real data, so they start while the rest is imagined.
     jobs = [(a, r, seed) for a, regimes in by_algo.items() for r in regimes for seed in range(args.seeds)]
+    jobs.sort(key=lambda job: job[1] != "baseline")
     with worker_pool(args) as pool:
-        real, imagined = regime_datasets(args, preset, pool)
-        data_seconds = time.perf_counter() - started
-        calls = [(args, preset, algo, regime, seed, real, imagined[regime]) for algo, regime, seed in jobs]
-        finished = in_workers(pool, run_one, calls)
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for (algo, regime, _), result in zip(jobs, finished, strict=True):
-        runs.setdefault(algo, {}).setdefault(regime, []).append(result)
+        making = {source: pool.submit(ensure_dataset, args, preset, source) for source in needed}
+        made_at: list[float] = []
+        for future in making.values():
+            future.add_done_callback(lambda _: made_at.append(time.perf_counter()))
+        real = making[REAL_SOURCE].result()
+        training: dict[tuple[str, str, int], Future[dict[str, Any]]] = {}
+        for algo, regime, seed in jobs:
+            imagined = [making[source].result() for source in sources[regime]]
+            training[algo, regime, seed] = pool.submit(
+                run_one, args, preset, algo, regime, seed, real, imagined
+            )
+        imagined_ids = {regime: [making[s].result() for s in chosen] for regime, chosen in sources.items()}
+        data_seconds = max(made_at) - started  # when the last dataset was done
+        runs = {
+            algo: {
+                regime: [training[algo, regime, seed].result() for seed in range(args.seeds)]
+                for regime in regimes
+            }
+            for algo, regimes in by_algo.items()
+        }
     table = {
         algo: {
             regime: {
@@ -468,8 +482,8 @@ def measure(args: Args) -> dict[str, Any]:
     return {
         "datasets": {
             "real": real,
-            "imagined": imagined,
-            "sizes": _dataset_sizes([real, *(i for ids in imagined.values() for i in ids)]),
+            "imagined": imagined_ids,
+            "sizes": _dataset_sizes([real, *(i for ids in imagined_ids.values() for i in ids)]),
         },
         "table": table,
         "runs": runs,
