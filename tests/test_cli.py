@@ -237,6 +237,8 @@ def test_split_benchmark_regimes_follow_the_env() -> None:
     assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": everything}
     with pytest.raises(ValueError, match=r"DiscreteCQL would run none.*--ablate all"):
         regimes_by_algo(SplitArgs(), ("DiscreteBC", "DiscreteCQL"), ("wo_target", "wo_behavior"))
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        splits_benchmark.measure(SplitArgs(preset="tiny", workers=0))  # before any data is made
 
 
 def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
