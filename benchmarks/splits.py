@@ -301,9 +301,8 @@ def ensure_dataset(args: Args, preset: Preset, source: tuple[str, str]) -> str:
     )
 
 
-def regime_sources(args: Args, preset: Preset) -> dict[str, list[tuple[str, str]]]:
-    """The imagined ``(split, edits)`` sources of each regime that ``args`` asks for, checked."""
-    regimes = regimes_of(args)
+def regime_sources(args: Args, preset: Preset, regimes: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """The imagined ``(split, edits)`` sources of each of ``regimes`` (:func:`regimes_of`), checked."""
     check_temperature(args.temperature)
     sources = {r: [s for s in REGIMES[r] if preset.imagined_rollouts.get(s[0], 0) > 0] for r in regimes}
     for regime, chosen in sources.items():
@@ -436,15 +435,16 @@ def measure(args: Args) -> dict[str, Any]:
     preset = preset_for(args.env, args.preset)
     algos = args.algos or DEFAULT_ALGOS[args.env]
     started = time.perf_counter()
-    by_algo = regimes_by_algo(args, algos, regimes_of(args))  # before any data is made
-    sources = regime_sources(args, preset)
+    regimes = regimes_of(args)
+    by_algo = regimes_by_algo(args, algos, regimes)  # before any data is made
+    sources = regime_sources(args, preset, regimes)
     imagined_sources = dict.fromkeys(s for chosen in sources.values() for s in chosen)
     # The real data first (the baselines wait for it), then the largest imagined sets first.
     needed = [REAL_SOURCE, *sorted(imagined_sources, key=lambda s: -preset.imagined_rollouts[s[0]])]
     # Baselines first: they need only the real data, so they start while the rest is imagined.
     # Ablations last, so every algorithm's main comparison is done first (and on CLEVR, BC's
     # ablation runs, shorter than CQL's, fill the workers at the end).
-    jobs = [(a, r, seed) for a, regimes in by_algo.items() for r in regimes for seed in range(args.seeds)]
+    jobs = [(a, r, seed) for a, chosen in by_algo.items() for r in chosen for seed in range(args.seeds)]
     jobs.sort(key=lambda job: (job[1] != "baseline", job[1] in ABLATIONS))
     with worker_pool(args) as pool:
         making = {source: pool.submit(ensure_dataset, args, preset, source) for source in needed}
@@ -459,11 +459,8 @@ def measure(args: Args) -> dict[str, Any]:
         imagined_ids = {regime: [making[s].result() for s in chosen] for regime, chosen in sources.items()}
         data_seconds = time.perf_counter() - started
         runs = {
-            algo: {
-                regime: [training[algo, regime, seed].result() for seed in range(args.seeds)]
-                for regime in regimes
-            }
-            for algo, regimes in by_algo.items()
+            algo: {r: [training[algo, r, seed].result() for seed in range(args.seeds)] for r in chosen}
+            for algo, chosen in by_algo.items()
         }
     table = {
         algo: {
