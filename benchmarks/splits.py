@@ -167,6 +167,9 @@ class Args:
     temperature: float = DEFAULT_TEMPERATURE
     """Sampling temperature of the imagined datasets (see `vlgor imagine`); a non-default one
     gets its own dataset ids."""
+    drop_failures: bool = False
+    """Keep only the imagined rollouts whose imagined outcome met the goal (`vlgor imagine
+    --drop-failures`); such data and its runs get ids and folders of their own."""
     ratio: tuple[float, float] = (1.0, 1.0)
     """Real : imagined share of every batch in the runs with imagined data (the paper's 1:1);
     another one gets run folders of its own."""
@@ -208,16 +211,32 @@ def ratio_tag(ratio: tuple[float, float]) -> str:
     return f"-ratio{ratio[0]:g}to{ratio[1]:g}".replace(".", "p")
 
 
-def imagined_splits_id(env: str, preset: str, split: str, edits: str, temperature: float) -> str:
-    """Dataset id of one imagined source; a non-default temperature is part of the name."""
+def failures_tag(drop_failures: bool) -> str:
+    """Name suffix of data and runs that keep only the imagined successes (``""`` when all are kept)."""
+    return "-successes" if drop_failures else ""
+
+
+def imagined_splits_id(
+    env: str, preset: str, split: str, edits: str, temperature: float, drop_failures: bool = False
+) -> str:
+    """Dataset id of one imagined source; a non-default temperature and dropped failures are part
+    of the name."""
     suffix = ("" if edits == "both" else f"-{edits}") + temperature_tag(temperature)
-    return f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}-v0"
+    return f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}{failures_tag(drop_failures)}-v0"
 
 
 def ensure_imagined(
-    env: str, preset: str, split: str, edits: str, rollouts: int, seed: int, temperature: float, fresh: bool
+    env: str,
+    preset: str,
+    split: str,
+    edits: str,
+    rollouts: int,
+    seed: int,
+    temperature: float,
+    fresh: bool,
+    drop_failures: bool = False,
 ) -> str:
-    dataset_id = imagined_splits_id(env, preset, split, edits, temperature)
+    dataset_id = imagined_splits_id(env, preset, split, edits, temperature, drop_failures)
     if fresh or dataset_id not in list_datasets():
         imagine(
             env,
@@ -225,6 +244,7 @@ def ensure_imagined(
             rollouts=rollouts,
             seed=seed,
             edits=edits,
+            keep_failures=not drop_failures,
             dataset_id=dataset_id,
             overwrite=True,
             temperature=temperature,
@@ -233,6 +253,11 @@ def ensure_imagined(
     metadata = _imagined_metadata(dataset_id)
     made_at = metadata.get("temperature", UNRECORDED_TEMPERATURE)
     keep_baselines = f"or `minari delete {dataset_id}` and pass --resume to keep the baseline runs"
+    if metadata.get("keep_failures", True) == drop_failures:
+        kept = "only the successes" if drop_failures else "the failures too"
+        raise ValueError(
+            f"{dataset_id} should hold {kept}; pass --fresh-data to make all data again, {keep_baselines}"
+        )
     if made_at != temperature:
         raise ValueError(
             f"{dataset_id} was imagined at temperature {made_at:g}, not {temperature:g}; "
@@ -297,7 +322,15 @@ def ensure_dataset(args: Args, preset: Preset, source: tuple[str, str]) -> str:
     seed = 10_000 * (1 + EVAL_SPLITS.index(split))
     rollouts = preset.imagined_rollouts[split]
     return ensure_imagined(
-        args.env, args.preset, split, edits, rollouts, seed, args.temperature, args.fresh_data
+        args.env,
+        args.preset,
+        split,
+        edits,
+        rollouts,
+        seed,
+        args.temperature,
+        args.fresh_data,
+        args.drop_failures,
     )
 
 
@@ -355,9 +388,10 @@ def run_one(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
 ) -> dict[str, Any]:
     """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
-    # Runs on data imagined at another temperature, or mixed in at another ratio, keep their own
-    # folders, so neither overwrites the other.
-    folder = regime + temperature_tag(args.temperature) + ratio_tag(args.ratio) if imagined else regime
+    # Runs on data imagined at another temperature or without the failures, or mixed in at
+    # another ratio, keep their own folders, so none overwrites another.
+    tags = temperature_tag(args.temperature) + failures_tag(args.drop_failures) + ratio_tag(args.ratio)
+    folder = regime + tags if imagined else regime
     run_dir = args.out / args.env / algo / folder / f"seed{seed}"
     record = run_dir / "benchmark_run.json"
     settings: dict[str, Any] = {
@@ -572,7 +606,9 @@ def readme_table(result: dict[str, Any]) -> str:
         markdown_table(["algorithm", "data", *splits], rows)
         + f"\n\nSuccess % in the real env, mean ± std over {config['seeds']} seeds of the mean over the "
         + f"last five checkpoints; preset `{config['preset']}`, imagined at temperature {temperature:g}"
-        + f"{imagined_by_note(env, figures['datasets']['sizes'])}. "
+        + f"{imagined_by_note(env, figures['datasets']['sizes'])}"
+        + (", failed imagined rollouts dropped" if config.get("drop_failures") else "")
+        + ". "
         + learner_note(result)
         + provenance(result)
     )
