@@ -264,6 +264,19 @@ def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
     assert minari.load_dataset(made).storage.metadata["vlgor"]["temperature"] == 1.0
 
 
+def test_split_benchmark_keeps_imagined_failures_apart_from_successes_only_data() -> None:
+    assert (
+        imagined_splits_id("clevr", "cpu", "hard", "both", 1.0, drop_failures=True)
+        == "vlgor/clevr/splits-cpu-imagined-hard-temperature1-successes-v0"
+    )
+    # A dataset under the successes-only name that kept its failures (made by hand) is refused.
+    dataset_id = imagined_splits_id("clevr", "mixed", "counterfactual", "both", 0.0, drop_failures=True)
+    imagine("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    with pytest.raises(ValueError, match="should hold only the successes; pass --fresh-data"):
+        ensure_imagined("clevr", "mixed", "counterfactual", "both", 1, 0, 0.0, fresh=False, drop_failures=True)
+    assert dataset_id in list_datasets()
+
+
 def test_split_runs_at_another_ratio_get_folders_of_their_own() -> None:
     assert ratio_tag((1.0, 1.0)) == ""
     assert ratio_tag((1.0, 3.0)) == "-ratio1to3"
