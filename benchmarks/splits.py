@@ -197,11 +197,11 @@ def _ensure_real(env: str, preset: str, episodes: int, fresh: bool) -> str:
     return dataset_id
 
 
-def temperature_tag(temperature: float) -> str:
-    """Name suffix of data and runs imagined at a non-default temperature (``""`` at the default)."""
-    if temperature == DEFAULT_TEMPERATURE:
-        return ""
-    return f"-temperature{temperature:g}".replace(".", "p")
+def data_tag(temperature: float, drop_failures: bool) -> str:
+    """Name suffix of imagined data (and the runs on it) made at a non-default temperature or
+    without the failed rollouts (``""`` at the defaults)."""
+    tag = "" if temperature == DEFAULT_TEMPERATURE else f"-temperature{temperature:g}".replace(".", "p")
+    return tag + ("-successes" if drop_failures else "")
 
 
 def ratio_tag(ratio: tuple[float, float]) -> str:
@@ -211,18 +211,13 @@ def ratio_tag(ratio: tuple[float, float]) -> str:
     return f"-ratio{ratio[0]:g}to{ratio[1]:g}".replace(".", "p")
 
 
-def failures_tag(drop_failures: bool) -> str:
-    """Name suffix of data and runs that keep only the imagined successes (``""`` when all are kept)."""
-    return "-successes" if drop_failures else ""
-
-
 def imagined_splits_id(
     env: str, preset: str, split: str, edits: str, temperature: float, drop_failures: bool = False
 ) -> str:
     """Dataset id of one imagined source; a non-default temperature and dropped failures are part
     of the name."""
-    suffix = ("" if edits == "both" else f"-{edits}") + temperature_tag(temperature)
-    return f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}{failures_tag(drop_failures)}-v0"
+    suffix = ("" if edits == "both" else f"-{edits}") + data_tag(temperature, drop_failures)
+    return f"vlgor/{env}/splits-{preset}-imagined-{split}{suffix}-v0"
 
 
 def ensure_imagined(
@@ -390,7 +385,7 @@ def run_one(
     """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
     # Runs on data imagined at another temperature or without the failures, or mixed in at
     # another ratio, keep their own folders, so none overwrites another.
-    tags = temperature_tag(args.temperature) + failures_tag(args.drop_failures) + ratio_tag(args.ratio)
+    tags = data_tag(args.temperature, args.drop_failures) + ratio_tag(args.ratio)
     folder = regime + tags if imagined else regime
     run_dir = args.out / args.env / algo / folder / f"seed{seed}"
     record = run_dir / "benchmark_run.json"

@@ -273,7 +273,9 @@ def test_split_benchmark_keeps_imagined_failures_apart_from_successes_only_data(
     dataset_id = imagined_splits_id("clevr", "mixed", "counterfactual", "both", 0.0, drop_failures=True)
     imagine("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
     with pytest.raises(ValueError, match="should hold only the successes; pass --fresh-data"):
-        ensure_imagined("clevr", "mixed", "counterfactual", "both", 1, 0, 0.0, fresh=False, drop_failures=True)
+        ensure_imagined(
+            "clevr", "mixed", "counterfactual", "both", 1, 0, 0.0, fresh=False, drop_failures=True
+        )
     assert dataset_id in list_datasets()
 
 
