@@ -57,6 +57,8 @@ class Args:
     datasets) go."""
     pipeline_preset: Literal["tiny", "demo"] = "demo"
     """Size of the pipeline run (`tiny` is for the tests)."""
+    drop_failures: bool | None = None
+    """Train on the imagined rollouts that met their goal only (see `vlgor bench splits`)."""
 
 
 def save_strip(episode: Episode, path: Path, max_frames: int = 12) -> None:
@@ -192,6 +194,7 @@ def pipeline(args: Args) -> None:
             out=args.out / "runs",
             results=args.out,
             name="pipeline",
+            drop_failures=args.drop_failures,
             fresh_data=True,
         )
     )

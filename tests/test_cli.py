@@ -18,6 +18,7 @@ from benchmarks import splits as splits_benchmark
 from benchmarks.report import markdown_table, replace_readme_section
 from benchmarks.splits import Args as SplitArgs
 from benchmarks.splits import (
+    drops_failures,
     ensure_imagined,
     imagined_by_note,
     imagined_splits_id,
@@ -115,6 +116,9 @@ def test_demo_prints_success_per_split_and_writes_a_strip(tmp_path: Path) -> Non
         "1",
         "--pipeline-preset",
         "tiny",
+        # Two tiny imagined rollouts may both fail, and dropping them would leave no data.
+        "--drop-failures",
+        "False",
         "--out",
         str(tmp_path),
     )
@@ -174,7 +178,8 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
 ) -> None:
     flags = ["--preset", "tiny", "--seeds", "2", "--algos", "DiscreteBC", "--threads", "1"]
     flags += ["--regimes", "baseline", "wo_behavior", "--out", str(tmp_path / "runs")]
-    flags += ["--results", str(tmp_path)]
+    # Kept, so that tiny imagined sets that all fail still give data (dropping is tested below).
+    flags += ["--results", str(tmp_path), "--drop-failures", "False"]
     # Two worker processes make the datasets and train the runs.
     result = run(sys.executable, "-m", "vlgor_envs.cli", "bench", "splits", *flags, "--workers", "2")
     assert result.returncode == 0, result.stderr
@@ -265,6 +270,10 @@ def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
 
 
 def test_split_benchmark_keeps_imagined_failures_apart_from_successes_only_data() -> None:
+    # CLEVR drops the failed imagined rollouts unless told otherwise; Meta-World keeps them.
+    assert drops_failures(SplitArgs(env="clevr")) and not drops_failures(SplitArgs(env="metaworld"))
+    assert not drops_failures(SplitArgs(env="clevr", drop_failures=False))
+    assert drops_failures(SplitArgs(env="metaworld", drop_failures=True))
     assert (
         imagined_splits_id("clevr", "cpu", "hard", "both", 1.0, drop_failures=True)
         == "vlgor/clevr/splits-cpu-imagined-hard-temperature1-successes-v0"
