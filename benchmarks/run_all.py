@@ -36,6 +36,7 @@ def main() -> None:
     workers = min(4, os.cpu_count() or 1)
     for env in ("clevr", "metaworld"):
         splits.main(splits.Args(env=env, preset="cpu", workers=workers))
+    splits.main(dataclasses.replace(splits.keep_failures_args(), workers=workers))
     for temperature in splits.TEMPERATURES:
         splits.main(dataclasses.replace(splits.temperature_args(temperature), workers=workers))
     refresh_readme()
@@ -62,8 +63,7 @@ def refresh_readme() -> None:
         replace_readme_section(
             imagination_sample_efficiency.NAME, imagination_sample_efficiency.readme_table()
         )
-    for env in ("clevr", "metaworld"):
-        name = f"{splits.NAME}_{env}"
+    for name in (f"{splits.NAME}_clevr", f"{splits.NAME}_metaworld", f"{splits.KEEP_FAILURES_NAME}_clevr"):
         if (RESULTS_DIR / f"{name}.json").is_file():
             replace_readme_section(name, splits.readme_table(load_result(name)))
     names = [f"{splits.TEMPERATURE_NAME}{t:g}_clevr" for t in splits.TEMPERATURES]

@@ -203,6 +203,9 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
     assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 3 for run in runs)
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("counterfactual-target-v0")
     assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "imagined at temperature 0 by the shipped model, failed imagined rollouts kept" in (
+        splits_benchmark.readme_table(record)
+    )
     # Reused runs keep what they cost, so the record's run time is not this invocation's.
     runs_by_regime = record["figures"]["runs"]["DiscreteBC"].values()
     every_run = [run for seeds in runs_by_regime for run in seeds]
