@@ -115,8 +115,8 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(4, {"rephrasing": 2, "counterfactual": 2, "hard": 2}, 9, 3, 1, batch_size=8),
     # `make demo`: a few minutes.
     "demo": Preset(200, {"rephrasing": 0, "counterfactual": 200, "hard": 0}, 1000, 5, 30),
-    # The full CLEVR table on 2 CPU cores: BC in 4 regimes, CQL in 2, 3 seeds each (89 minutes
-    # from nothing with two workers).
+    # The full CLEVR table on 2 CPU cores: BC in 4 regimes, CQL in 2, 3 seeds each (36 to 89
+    # minutes from nothing with two workers, by machine).
     "cpu": Preset(1200, {"rephrasing": 200, "counterfactual": 400, "hard": 200}, 1500, 6, 15),
     # The paper's sizes (App. A): 6,400 real rollouts, 5,400 / 6,400 / 1,680 imagined; a GPU.
     "paper": Preset(
@@ -157,8 +157,8 @@ class Args:
     seeds: int = 3
     """Seeds per (algorithm, regime): 0 .. seeds-1."""
     preset: Literal["tiny", "demo", "cpu", "paper"] = "cpu"
-    """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's took 89 minutes with `--workers 2`),
-    `paper` is for a GPU."""
+    """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's took 36 to 89 minutes with
+    `--workers 2`, by machine), `paper` is for a GPU."""
     regimes: tuple[str, ...] | None = None
     """Data regimes to compare (see the module docstring; default: all four on CLEVR, baseline and
     vlgor on Meta-World)."""
