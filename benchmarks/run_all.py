@@ -13,6 +13,7 @@ from benchmarks import (
     imagination_gpu,
     imagination_sample_efficiency,
     imagination_throughput,
+    imagined_replay,
     metaworld_expert,
     metaworld_throughput,
     model_card,
@@ -37,6 +38,8 @@ def main() -> None:
     for env in ("clevr", "metaworld"):
         splits.main(splits.Args(env=env, preset="cpu", workers=workers))
     splits.main(dataclasses.replace(splits.keep_failures_args(), workers=workers))
+    # Replays the CLEVR datasets the two runs above imagined.
+    imagined_replay.main(imagined_replay.Args())
     for temperature in splits.TEMPERATURES:
         splits.main(dataclasses.replace(splits.temperature_args(temperature), workers=workers))
     refresh_readme()
@@ -53,6 +56,7 @@ def refresh_readme() -> None:
         imagination_fidelity,
         imagination_throughput,
         next_action_predictability,
+        imagined_replay,
     ):
         replace_readme_section(module.NAME, module.readme_table())
     # Measured on a lent GPU (tools/device), so `main` does not run it.
