@@ -168,7 +168,9 @@ def _breakdown(groups: dict[str, dict[str, Any]]) -> str:
 def readme_table() -> str:
     result = load_result(NAME)
     rows = []
-    for dataset_id, figures in result["figures"].items():
+    replayed = result["figures"]
+    for dataset_id in [i for i in dataset_ids(Args(**result["config"])) if i in replayed]:
+        figures = replayed[dataset_id]
         rows.append(
             [
                 f"`{dataset_id.removeprefix('vlgor/clevr/')}`",
