@@ -103,10 +103,15 @@ def summarise(replayed: Sequence[Replayed]) -> dict[str, Any]:
 
     def counts(items: Sequence[Replayed]) -> dict[str, Any]:
         claimed = [r for r in items if r.imagined_success]
+        claimed_steps = sum(r.steps for r in claimed)
         return {
             "episodes": len(items),
             "imagined_successes": len(claimed),
             "real_of_imagined_successes": real_share(claimed),
+            # A batch samples steps, not episodes, and the false successes run longer.
+            "real_steps_of_imagined_successes": (
+                sum(r.steps for r in claimed if r.real_success) / claimed_steps if claimed else None
+            ),
             "real_of_imagined_failures": real_share([r for r in items if not r.imagined_success]),
         }
 
@@ -177,6 +182,7 @@ def readme_table() -> str:
                 str(figures["episodes"]),
                 str(figures["imagined_successes"]),
                 _percent(figures["real_of_imagined_successes"]),
+                _percent(figures["real_steps_of_imagined_successes"]),
                 _percent(figures["real_of_imagined_failures"]),
                 _breakdown(figures["by_kind"]),
                 _breakdown(figures["by_steps"]),
@@ -187,6 +193,7 @@ def readme_table() -> str:
         "episodes",
         "imagined successes",
         "real, of those",
+        "their steps in real ones",
         "real, of imagined failures",
         "real of imagined successes, per goal kind",
         "per rollout length (steps)",

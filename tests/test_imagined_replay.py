@@ -69,6 +69,7 @@ def test_summary_counts_real_successes_by_kind_and_length() -> None:
     assert summary["episodes"] == 4
     assert summary["imagined_successes"] == 3
     assert summary["real_of_imagined_successes"] == pytest.approx(1 / 3)
+    assert summary["real_steps_of_imagined_successes"] == pytest.approx(2 / 16)
     assert summary["real_of_imagined_failures"] == 1.0
     assert summary["by_kind"]["motion"]["real_of_imagined_successes"] == 0.5
     assert summary["by_kind"]["relation"]["imagined_successes"] == 1
