@@ -5,7 +5,7 @@ outcome met the goal. Every episode of an imagined dataset records the real env'
 goal and the actions that carried it, so here each one is replayed in ``VLGOR-CLEVR-v0`` from
 the same start: a rollout is *real* if the goal holds in the real env within those actions.
 It reads the split benchmark's datasets (``vlgor bench splits`` makes them) and reports, per
-dataset and per goal kind, how many imagined successes (and failures) are real successes.
+dataset, goal kind and rollout length, how many imagined successes (and failures) are real.
 """
 
 from __future__ import annotations
