@@ -44,6 +44,7 @@ from vlgor_envs.imagination.model import (
     WorldModel,
 )
 from vlgor_envs.language.encoder import default_text_encoder
+from vlgor_envs.rollout import replay
 
 NAME = "imagination_fidelity"
 SPLITS = ("train", "counterfactual")
@@ -233,13 +234,7 @@ def execution_success(
             if success or truncated:
                 break
             action = info["imagined_action"]
-        real.reset(seed=seed, options={"instruction": instruction})
-        real_success = False
-        for action in actions:
-            _, _, terminated, truncated, info = real.step(action)
-            real_success = bool(info["is_success"])
-            if terminated or truncated:
-                break
+        _, real_success = replay(real, seed, {"instruction": instruction}, actions)
         imagined_successes.append(success)
         real_successes.append(real_success)
         lengths.append(len(actions))

@@ -23,12 +23,13 @@ import tyro
 from tqdm import tqdm
 
 from benchmarks.report import load_result, markdown_table, provenance, write_result
-from benchmarks.splits import EVAL_SPLITS, PRESETS, REAL_ENV_IDS, REGIMES, imagined_splits_id
+from benchmarks.splits import EVAL_SPLITS, REGIMES, imagined_splits_id, preset_for
 from vlgor_envs.data.collect import list_datasets
-from vlgor_envs.imagination.env import real_env_seed
+from vlgor_envs.imagination.env import REAL_ENV_IDS, real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE
 from vlgor_envs.language.clevr import goal_kind
 from vlgor_envs.language.goal import Goal
+from vlgor_envs.rollout import replay
 
 NAME = "imagined_replay"
 #: Rollout lengths (imagined steps, inclusive) that the figures are also broken down by: an
@@ -61,14 +62,8 @@ def replay_actions(
 ) -> tuple[np.ndarray, bool]:
     """The real start frame of an imagined episode reset with ``seed`` and ``goal``, and whether
     ``actions`` reach the goal from it in ``real``."""
-    observation, _ = real.reset(seed=real_env_seed(seed), options={"goal": goal})
-    for action in actions:
-        _, _, terminated, truncated, _ = real.step(action)
-        if terminated:
-            return observation["image"], True
-        if truncated:
-            break
-    return observation["image"], False
+    first, success = replay(real, real_env_seed(seed), {"goal": goal}, actions)
+    return first["image"], success
 
 
 def replay_dataset(dataset_id: str, progress: bool = True) -> list[Replayed]:
@@ -128,7 +123,7 @@ def summarise(replayed: Sequence[Replayed]) -> dict[str, Any]:
 
 def dataset_ids(args: Args) -> list[str]:
     """The split benchmark's imagined CLEVR datasets of ``args``, successes-only first."""
-    rollouts = PRESETS[args.preset].imagined_rollouts
+    rollouts = preset_for("clevr", args.preset).imagined_rollouts
     sources = sorted(
         {s for sources in REGIMES.values() for s in sources if rollouts.get(s[0], 0) > 0},
         key=lambda s: (EVAL_SPLITS.index(s[0]), s[1]),

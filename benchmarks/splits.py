@@ -55,6 +55,7 @@ from agents.registry import ActionKind
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from vlgor_envs.data.collect import collect, list_datasets
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
+from vlgor_envs.imagination.env import REAL_ENV_IDS
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
 from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine
 
@@ -62,7 +63,6 @@ NAME = "splits"
 EVAL_SPLITS = ("rephrasing", "counterfactual", "hard")
 #: Seeds of evaluation episodes: far from every dataset's seeds.
 EVAL_SEED = 2_000_000
-REAL_ENV_IDS = {"clevr": "VLGOR-CLEVR-v0", "metaworld": "VLGOR-MetaWorld-v0"}
 DEFAULT_ALGOS = {"clevr": ("DiscreteBC", "DiscreteCQL"), "metaworld": ("BC", "TD3PlusBC")}
 #: Imagined (split, edits) sources of each data regime.
 REGIMES: dict[str, tuple[tuple[str, str], ...]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,3 +52,20 @@ def roll_out(
     finally:
         env.close()
     return results
+
+
+def replay(
+    env: gym.Env[Any, Any], seed: int, options: dict[str, Any], actions: Sequence[Any]
+) -> tuple[dict[str, Any], bool]:
+    """Reset ``env`` with ``seed`` and ``options``, then take ``actions`` until it ends.
+
+    Returns the first observation and whether the last step taken reported ``is_success``.
+    """
+    first, _ = env.reset(seed=seed, options=options)
+    success = False
+    for action in actions:
+        _, _, terminated, truncated, info = env.step(action)
+        success = bool(info["is_success"])
+        if terminated or truncated:
+            break
+    return first, success
