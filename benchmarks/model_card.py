@@ -58,9 +58,11 @@ def card(env: str) -> str:
     folder = shipped_checkpoint(env)
     config = read_config(folder)
     training = config["training"]
-    tuned = training if training.get("stage") == "tune-decoder" else None
-    if tuned is not None:
-        training = tuned["base_training"]
+    # Each decoder pass records the pass (or grounding) it started from; list them oldest first.
+    passes: list[dict[str, Any]] = []
+    while training.get("stage") == "tune-decoder":
+        passes.insert(0, training)
+        training = training["base_training"]
     base = training.get("base_training") or {}
     model = config["model"]
     latent = model["image_size"] // 4
@@ -72,7 +74,7 @@ def card(env: str) -> str:
         f"{model['heads']} heads) with a conv frame autoencoder "
         f"({model['autoencoder']['latent_channels']}x{latent}x{latent} latents), "
         f"horizon {model['horizon']}. Files: `model.safetensors` (merged), `adapter.safetensors` "
-        f"(LoRA adapters and heads alone{', plus the tuned decoder' if tuned else ''}), "
+        f"(LoRA adapters and heads alone{', plus the tuned decoder' if passes else ''}), "
         f"`config.json`; {size:.1f} MiB in all.",
         "",
         "## How it was made",
@@ -88,14 +90,11 @@ def card(env: str) -> str:
         f"{', '.join(training['datasets'])}; LoRA rank {training['lora']['rank']} on q/k/v/o of both "
         f"experts plus the heads; {training['schedule']['steps']} steps, {training['seconds']} s.",
         *(
-            [
-                f"- Decoder tuning: the decoder alone, on {tuned['transitions']} transitions of "
-                f"{', '.join(tuned['datasets'])}, {round(100 * tuned['imagined_share'])}% of each batch "
-                f"decoding the model's own imagined latents; {tuned['schedule']['steps']} steps, "
-                f"{tuned['seconds']} s."
-            ]
-            if tuned is not None
-            else []
+            f"- Decoder tuning, pass {number}: the decoder alone, on {tuned['transitions']} transitions of "
+            f"{', '.join(tuned['datasets'])}, {round(100 * tuned['imagined_share'])}% of each batch "
+            f"decoding the model's own imagined latents; {tuned['schedule']['steps']} steps at learning "
+            f"rate {tuned['schedule']['learning_rate']:g}, {tuned['seconds']} s."
+            for number, tuned in enumerate(passes, start=1)
         ),
         "- Machine: 2 CPU cores (torch threads as in the commands).",
         "",
