@@ -2,16 +2,18 @@
 
 A policy is any callable from the env's observation ``{"image": uint8 (H, W, 3),
 "instruction": str}`` to an action, so learners of other libraries plug in directly;
-:func:`d3rlpy_policy` adapts a d3rlpy learner. Episode ``i`` of an evaluation is reset with
+:func:`d3rlpy_policy` adapts a d3rlpy learner as a :class:`BatchPolicy`, which acts on the
+observations of ``num_envs`` envs in one call. Episode ``i`` of an evaluation is reset with
 seed ``seed + i``: two policies evaluated with the same seed face the same goals and start
-states.
+states, whatever ``num_envs`` is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -22,16 +24,20 @@ from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
 from vlgor_envs.data.collect import ENVS
+from vlgor_envs.language import Goal, goal_kind
 from vlgor_envs.language.encoder import InstructionEncoder, default_text_encoder
 
 __all__ = [
     "DEFAULT_EVAL_SEED",
+    "BatchPolicy",
+    "D3rlpyPolicy",
     "EvaluationResult",
     "Policy",
     "SplitEvaluator",
     "d3rlpy_policy",
     "env_id_of",
     "evaluate",
+    "goal_kind_of",
 ]
 
 #: Observation dict -> action.
@@ -52,6 +58,8 @@ class EvaluationResult:
     returns: tuple[float, ...]
     lengths: tuple[int, ...]
     instructions: tuple[str, ...]
+    kinds: tuple[str, ...]
+    """Each episode's goal kind (:func:`goal_kind_of`)."""
 
     @property
     def episodes(self) -> int:
@@ -63,6 +71,14 @@ class EvaluationResult:
         """Fraction of episodes that ended with ``info["is_success"]``."""
         return float(np.mean(self.successes)) if self.successes else 0.0
 
+    def by_kind(self) -> dict[str, tuple[int, int]]:
+        """``goal kind -> (successes, episodes)``, kinds sorted."""
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for kind, success in zip(self.kinds, self.successes, strict=True):
+            counts[kind][0] += int(success)
+            counts[kind][1] += 1
+        return {kind: (counts[kind][0], counts[kind][1]) for kind in sorted(counts)}
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict of every field and the success rate."""
         return {**dataclasses.asdict(self), "success_rate": self.success_rate}
@@ -73,8 +89,16 @@ def env_id_of(env: str) -> str:
     return ENVS[env][0] if env in ENVS else env
 
 
+def goal_kind_of(env_id: str, goal: Goal) -> str:
+    """The kind of ``goal`` in the env ``env_id`` (CLEVR: its goal kind; Meta-World: its task)."""
+    for name, (registered, _) in ENVS.items():
+        if registered == env_id:
+            return goal_kind(name, goal)
+    raise ValueError(f"no goal kinds are known for {env_id!r}; choose one of {[e for e, _ in ENVS.values()]}")
+
+
 def evaluate(
-    policy: Policy | Callable[[dict[str, Any], dict[str, Any]], Any],
+    policy: Policy | BatchPolicy | Callable[[dict[str, Any], dict[str, Any]], Any],
     env_id: str,
     split: str,
     episodes: int,
@@ -83,12 +107,17 @@ def evaluate(
     progress: bool = False,
     pass_info: bool = False,
     env_kwargs: Mapping[str, Any] | None = None,
+    num_envs: int = 1,
 ) -> EvaluationResult:
     """Run ``policy`` for ``episodes`` episodes of the real env on ``split``'s instructions.
 
+    With ``num_envs > 1`` that many envs step side by side; a :class:`BatchPolicy` is then
+    called once per step on all of their observations (one batched network call). Episode
+    ``i`` is reset with ``seed + i`` whatever ``num_envs`` is, so the outcomes are the same.
+
     Args:
-        policy: Observation dict -> action. With ``pass_info``, ``(observation, info) ->
-            action`` instead.
+        policy: Observation dict -> action; a :class:`BatchPolicy`; or with ``pass_info``,
+            ``(observation, info) -> action``.
         env_id: ``"VLGOR-CLEVR-v0"``, ``"VLGOR-MetaWorld-v0"`` (or ``"clevr"``,
             ``"metaworld"``).
         split: ``"train"``, ``"rephrasing"``, ``"counterfactual"`` or ``"hard"``.
@@ -99,55 +128,148 @@ def evaluate(
         pass_info: Also hand the policy the env's ``info``, which holds the simulator state:
             for scripted experts and oracles, never for a learner under test.
         env_kwargs: Further ``gym.make`` arguments (e.g. ``task`` for Meta-World).
+        num_envs: Envs stepped side by side (at most ``episodes`` are made).
 
     Raises:
-        ValueError: ``episodes < 1``; the env's own errors for a bad split or image size.
+        ValueError: ``episodes < 1`` or ``num_envs < 1``; the env's own errors for a bad split
+            or image size.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     env_id = env_id_of(env_id)
-    call: Callable[..., Any] = policy
-    successes: list[bool] = []
-    returns: list[float] = []
-    lengths: list[int] = []
-    instructions: list[str] = []
-    env = gym.make(env_id, split=split, image_size=image_size, **(env_kwargs or {}))
+    envs = [
+        gym.make(env_id, split=split, image_size=image_size, **(env_kwargs or {}))
+        for _ in range(min(num_envs, episodes))
+    ]
     try:
-        for episode in tqdm(range(episodes), desc=f"eval {split}", unit="ep", disable=not progress):
-            observation, info = env.reset(seed=seed + episode)
-            instructions.append(str(observation["instruction"]))
-            total, length = 0.0, 0
-            terminated = truncated = False
-            while not (terminated or truncated):
-                action = call(observation, info) if pass_info else call(observation)
-                observation, reward, terminated, truncated, info = env.step(action)
-                total += float(reward)
-                length += 1
-            successes.append(bool(info["is_success"]))
-            returns.append(total)
-            lengths.append(length)
+        outcomes = _run_episodes(_acting(policy, pass_info), envs, episodes, seed, progress, split)
     finally:
         # A second rendering env made before this one is closed renders black frames.
-        env.close()
+        for env in envs:
+            env.close()
+    ordered = [outcomes[i] for i in range(episodes)]
     return EvaluationResult(
         env_id=env_id,
         split=split,
         seed=seed,
-        successes=tuple(successes),
-        returns=tuple(returns),
-        lengths=tuple(lengths),
-        instructions=tuple(instructions),
+        successes=tuple(o.success for o in ordered),
+        returns=tuple(o.total for o in ordered),
+        lengths=tuple(o.length for o in ordered),
+        instructions=tuple(o.instruction for o in ordered),
+        kinds=tuple(goal_kind_of(env_id, o.goal) for o in ordered),
     )
+
+
+@dataclasses.dataclass
+class _Episode:
+    index: int
+    instruction: str
+    goal: Goal
+    total: float = 0.0
+    length: int = 0
+    success: bool = False
+
+
+def _acting(
+    policy: Any, pass_info: bool
+) -> Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[Any]]:
+    """``(observations, infos) -> actions`` of any kind of policy."""
+    if isinstance(policy, BatchPolicy) and not pass_info:
+        return lambda observations, _: list(policy.act_batch(observations))
+    if pass_info:
+        return lambda observations, infos: [policy(o, i) for o, i in zip(observations, infos, strict=True)]
+    return lambda observations, _: [policy(o) for o in observations]
+
+
+def _run_episodes(
+    act: Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[Any]],
+    envs: list[gym.Env[Any, Any]],
+    episodes: int,
+    seed: int,
+    progress: bool,
+    split: str,
+) -> dict[int, _Episode]:
+    """Episodes ``0 .. episodes-1`` over ``envs``: each env takes the next episode when one ends."""
+    upcoming = iter(range(episodes))
+    running: dict[int, tuple[_Episode, dict[str, Any], dict[str, Any]]] = {}
+    done: dict[int, _Episode] = {}
+
+    def begin(slot: int) -> None:
+        index = next(upcoming, None)
+        if index is None:
+            running.pop(slot, None)
+            return
+        observation, info = envs[slot].reset(seed=seed + index)
+        running[slot] = (_Episode(index, str(observation["instruction"]), info["goal"]), observation, info)
+
+    for slot in range(len(envs)):
+        begin(slot)
+    with tqdm(total=episodes, desc=f"eval {split}", unit="ep", disable=not progress) as bar:
+        while running:
+            slots = list(running)
+            actions = act([running[s][1] for s in slots], [running[s][2] for s in slots])
+            for slot, action in zip(slots, actions, strict=True):
+                episode = running[slot][0]
+                observation, reward, terminated, truncated, info = envs[slot].step(action)
+                episode.total += float(reward)
+                episode.length += 1
+                if terminated or truncated:
+                    episode.success = bool(info["is_success"])
+                    done[episode.index] = episode
+                    bar.update()
+                    begin(slot)
+                else:
+                    running[slot] = (episode, observation, info)
+    return done
+
+
+@runtime_checkable
+class BatchPolicy(Protocol):
+    """A policy that acts on several observations at once (one network call per env step)."""
+
+    def __call__(self, observation: dict[str, Any]) -> Any: ...
+
+    def act_batch(self, observations: Sequence[dict[str, Any]]) -> Sequence[Any]: ...
+
+
+class D3rlpyPolicy:
+    """A :class:`BatchPolicy` acting with a (trained) d3rlpy learner's greedy ``predict``.
+
+    The observation becomes the tuple the learner was trained on (as
+    :func:`~vlgor_envs.data.d3rlpy_bridge.to_d3rlpy` builds it): the image channels-first
+    ``uint8 (N, 3, H, W)`` and the instruction's embedding ``float32 (N, D)``.
+    """
+
+    def __init__(self, algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None):
+        self.algo = algo
+        self.encoder = default_text_encoder() if text_encoder is None else text_encoder
+        self.discrete = algo.get_action_type() == ActionSpace.DISCRETE
+        self._embeddings: dict[str, np.ndarray] = {}
+
+    def _embedding(self, text: str) -> np.ndarray:
+        if text not in self._embeddings:
+            self._embeddings[text] = np.asarray(self.encoder.encode(text), dtype=np.float32)
+        return self._embeddings[text]
+
+    def act_batch(self, observations: Sequence[dict[str, Any]]) -> list[Any]:
+        """One ``predict`` on the stacked observations; ``int`` or ``float32 (A,)`` actions."""
+        images = np.stack([np.asarray(o["image"], dtype=np.uint8) for o in observations])
+        texts = np.stack([self._embedding(str(o["instruction"])) for o in observations])
+        actions = self.algo.predict([np.ascontiguousarray(images.transpose(0, 3, 1, 2)), texts])
+        if self.discrete:
+            return [int(a) for a in actions]
+        return [np.asarray(a, dtype=np.float32) for a in actions]
+
+    def __call__(self, observation: dict[str, Any]) -> Any:
+        return self.act_batch([observation])[0]
 
 
 def d3rlpy_policy(
     algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None
-) -> Policy:
-    """A :data:`Policy` that acts with a (trained) d3rlpy learner's greedy ``predict``.
-
-    The observation becomes the tuple the learner was trained on (as
-    :func:`~vlgor_envs.data.d3rlpy_bridge.to_d3rlpy` builds it): the image channels-first
-    ``uint8 (1, 3, H, W)`` and the instruction's embedding ``float32 (1, D)``.
+) -> D3rlpyPolicy:
+    """A :class:`BatchPolicy` that acts with a (trained) d3rlpy learner's greedy ``predict``.
 
     Args:
         algo: A learner with built networks (after ``fit`` or ``d3rlpy.load_learnable``).
@@ -155,23 +277,10 @@ def d3rlpy_policy(
             MiniLM-L6 one, as ``to_d3rlpy`` uses.
 
     Returns:
-        Observation dict -> ``int`` (discrete learners) or ``float32 (A,)`` array.
+        Called on one observation dict it returns an ``int`` (discrete learners) or a
+        ``float32 (A,)`` array; ``act_batch`` does the same for a list in one call.
     """
-    encoder = default_text_encoder() if text_encoder is None else text_encoder
-    discrete = algo.get_action_type() == ActionSpace.DISCRETE
-    embeddings: dict[str, np.ndarray] = {}
-
-    def act(observation: dict[str, Any]) -> Any:
-        text = observation["instruction"]
-        if text not in embeddings:
-            embeddings[text] = np.asarray(encoder.encode(text), dtype=np.float32)[None]
-        image = np.ascontiguousarray(
-            np.asarray(observation["image"], dtype=np.uint8).transpose(2, 0, 1)[None]
-        )
-        action = algo.predict([image, embeddings[text]])[0]
-        return int(action) if discrete else np.asarray(action, dtype=np.float32)
-
-    return act
+    return D3rlpyPolicy(algo, text_encoder)
 
 
 class SplitEvaluator:
@@ -192,6 +301,7 @@ class SplitEvaluator:
         image_size: int = 64,
         text_encoder: InstructionEncoder | None = None,
         env_kwargs: Mapping[str, Any] | None = None,
+        num_envs: int = 8,
     ) -> None:
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -202,6 +312,7 @@ class SplitEvaluator:
         self.image_size = image_size
         self.text_encoder = text_encoder
         self.env_kwargs = dict(env_kwargs or {})
+        self.num_envs = num_envs
         self.history: list[tuple[int, float]] = []
         self.last: EvaluationResult | None = None
 
@@ -214,6 +325,7 @@ class SplitEvaluator:
             self.seed,
             self.image_size,
             env_kwargs=self.env_kwargs,
+            num_envs=self.num_envs,
         )
         self.last = result
         self.history.append((int(algo.grad_step), result.success_rate))

@@ -125,7 +125,12 @@ def dataset_ids(args: Args) -> list[str]:
     """The split benchmark's imagined CLEVR datasets of ``args``, successes-only first."""
     rollouts = preset_for("clevr", args.preset).imagined_rollouts
     sources = sorted(
-        {s for sources in REGIMES.values() for s in sources if rollouts.get(s[0], 0) > 0},
+        {
+            (s.split, s.edits)
+            for sources in REGIMES.values()
+            for s in sources
+            if s.kind == "imagined" and rollouts.get(s.split, 0) > 0
+        },
         key=lambda s: (EVAL_SPLITS.index(s[0]), s[1]),
     )
     kept = (True, False) if args.with_failures else (True,)

@@ -50,26 +50,58 @@ import numpy as np
 import torch
 from matplotlib import pyplot as plt
 
-from agents import d3rlpy_policy, evaluate, make_config, train
+from agents import d3rlpy_policy, make_config, train
 from agents.registry import ActionKind
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
+from benchmarks.split_evaluation import (
+    EVAL_SEED,
+    LAST_CHECKPOINTS,
+    TABLE_SPLITS,
+    cell,
+    evaluate_blocks,
+    reference_policy,
+    run_rates,
+    separated,
+)
 from vlgor_envs.data.collect import collect, list_datasets
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
-from vlgor_envs.imagination.env import REAL_ENV_IDS
+from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
-from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine
+from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine, imagined_prompts
 
 NAME = "splits"
-EVAL_SPLITS = ("rephrasing", "counterfactual", "hard")
-#: Seeds of evaluation episodes: far from every dataset's seeds.
-EVAL_SEED = 2_000_000
+#: The splits imagined data is made for.
+EVAL_SPLITS = TABLE_SPLITS[1:]
 DEFAULT_ALGOS = {"clevr": ("DiscreteBC", "DiscreteCQL"), "metaworld": ("BC", "TD3PlusBC")}
-#: Imagined (split, edits) sources of each data regime.
-REGIMES: dict[str, tuple[tuple[str, str], ...]] = {
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One dataset of a data regime: the real train data, the imagined rollouts of one
+    ``(split, edits)`` set of prompts, or the real expert's rollouts of those same prompts."""
+
+    kind: Literal["real", "imagined", "oracle"]
+    split: str = "train"
+    edits: str = "both"
+
+
+#: The real train-split source of every regime.
+REAL_SOURCE = Source("real")
+_VLGOR_PROMPTS = (("rephrasing", "both"), ("counterfactual", "both"), ("hard", "both"))
+#: The extra sources of each data regime (all of them add to the real train data).
+REGIMES: dict[str, tuple[Source, ...]] = {
     "baseline": (),
-    "vlgor": (("rephrasing", "both"), ("counterfactual", "both"), ("hard", "both")),
-    "wo_target": (("rephrasing", "both"), ("counterfactual", "behavior"), ("hard", "both")),
-    "wo_behavior": (("rephrasing", "both"), ("counterfactual", "target"), ("hard", "both")),
+    "vlgor": tuple(Source("imagined", *p) for p in _VLGOR_PROMPTS),
+    "wo_target": tuple(
+        Source("imagined", *p)
+        for p in (("rephrasing", "both"), ("counterfactual", "behavior"), ("hard", "both"))
+    ),
+    "wo_behavior": tuple(
+        Source("imagined", *p)
+        for p in (("rephrasing", "both"), ("counterfactual", "target"), ("hard", "both"))
+    ),
+    # Perfect imagination: the expert's real rollouts of +VLGOR's prompts and start states.
+    "oracle": tuple(Source("oracle", *p) for p in _VLGOR_PROMPTS),
 }
 #: The edit ablations of Table 2, which the paper runs for BC only.
 ABLATIONS = ("wo_target", "wo_behavior")
@@ -78,7 +110,11 @@ REGIME_LABELS = {
     "vlgor": "+VLGOR",
     "wo_target": "w/o target",
     "wo_behavior": "w/o behavior",
+    "oracle": "Oracle",
 }
+#: Policies evaluated beside the learners: the floor and ceiling of behaviour.
+REFERENCES = ("random", "expert")
+REFERENCE_LABELS = {"random": "Random", "expert": "Expert"}
 #: The paper's Table 2 (BC on CLEVR-Robot and Meta-World), success %.
 PAPER_TABLE_2 = {
     "clevr": {
@@ -106,6 +142,8 @@ class Preset:
     steps: int
     #: Checkpoints saved evenly over training; the last five make the table.
     checkpoints: int
+    #: Episodes per split and checkpoint, each checkpoint on start states of its own, so a run
+    #: is judged on five times as many distinct episodes per split.
     eval_episodes: int
     batch_size: int = 128
 
@@ -115,16 +153,17 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(4, {"rephrasing": 2, "counterfactual": 2, "hard": 2}, 9, 3, 1, batch_size=8),
     # `make demo`: a few minutes.
     "demo": Preset(200, {"rephrasing": 0, "counterfactual": 200, "hard": 0}, 1000, 5, 30),
-    # The full CLEVR table on 2 CPU cores: BC in 4 regimes, CQL in 2, 3 seeds each (36 to 89
-    # minutes from nothing with two workers, by machine).
-    "cpu": Preset(1200, {"rephrasing": 200, "counterfactual": 400, "hard": 200}, 1500, 6, 15),
+    # The full CLEVR table on 2 CPU cores: BC in 5 regimes, CQL in 3, 3 seeds each, 100 episodes
+    # per split and run (see the README for its wall time).
+    "cpu": Preset(1200, {"rephrasing": 200, "counterfactual": 400, "hard": 200}, 1500, 6, 20),
     # The paper's sizes (App. A): 6,400 real rollouts, 5,400 / 6,400 / 1,680 imagined; a GPU.
     "paper": Preset(
         6400, {"rephrasing": 5400, "counterfactual": 6400, "hard": 1680}, 100_000, 50, 100, batch_size=128
     ),
 }
 #: Where an env needs other sizes. Meta-World's real env steps about 10x slower than CLEVR's
-#: and a failed episode lasts 100 to 150 steps, so its `cpu` evaluation is smaller.
+#: and a failed episode lasts 100 to 150 steps, so its `cpu` evaluation is smaller (50 episodes
+#: per split and run).
 ENV_PRESETS: dict[str, dict[str, Preset]] = {
     "metaworld": {
         "cpu": Preset(400, {"rephrasing": 100, "counterfactual": 200, "hard": 100}, 1500, 5, 10),
@@ -137,8 +176,8 @@ ACTION_KINDS: dict[str, ActionKind] = {"clevr": "discrete", "metaworld": "contin
 #: Regimes compared by default. Meta-World's counterfactual tasks all edit the behaviour, so
 #: its "w/o target" data equals "+VLGOR" and "w/o behavior" has nothing to imagine.
 DEFAULT_REGIMES: dict[str, tuple[str, ...]] = {
-    "clevr": ("baseline", "vlgor", "wo_target", "wo_behavior"),
-    "metaworld": ("baseline", "vlgor"),
+    "clevr": ("baseline", "vlgor", "oracle", "wo_target", "wo_behavior"),
+    "metaworld": ("baseline", "vlgor", "oracle"),
 }
 
 
@@ -160,12 +199,13 @@ class Args:
     """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's took 36 to 89 minutes with
     `--workers 2`, by machine), `paper` is for a GPU."""
     regimes: tuple[str, ...] | None = None
-    """Data regimes to compare (see the module docstring; default: all four on CLEVR, baseline and
-    vlgor on Meta-World)."""
+    """Data regimes to compare (see the module docstring; default: all five on CLEVR; baseline,
+    vlgor and oracle on Meta-World)."""
     ablate: Literal["first", "all"] = "first"
     """Which algorithms run the ablation regimes: the first (as the paper's Table 2 does, for
     BC), or all of them."""
-    eval_splits: tuple[str, ...] = EVAL_SPLITS
+    eval_splits: tuple[str, ...] = TABLE_SPLITS
+    """Splits each checkpoint is evaluated on (`train`: held-out start states of the train goals)."""
     out: Path = Path("out/bench/splits")
     """Run directories (learners, logs) go here."""
     temperature: float = DEFAULT_TEMPERATURE
@@ -291,9 +331,9 @@ def regimes_of(args: Args) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown regimes {sorted(unknown)}; choose from {sorted(REGIMES)}")
     for regime in regimes:
-        for split, edits in REGIMES[regime]:
+        for source in REGIMES[regime]:
             try:
-                check_arguments(args.env, split, edits)
+                check_arguments(args.env, source.split, source.edits)
             except ValueError as exc:
                 raise ValueError(f"regime {regime!r} cannot run on {args.env}: {exc}") from exc
     return regimes
@@ -314,24 +354,42 @@ def regimes_by_algo(args: Args, algos: Sequence[str], regimes: Sequence[str]) ->
     return by_algo
 
 
-#: The real train-split source of every regime, in :func:`ensure_dataset`'s terms.
-REAL_SOURCE = ("train", "real")
+def oracle_splits_id(env: str, preset: str, split: str, edits: str) -> str:
+    """Dataset id of the expert's real rollouts of one imagined source's prompts."""
+    return f"vlgor/{env}/splits-{preset}-oracle-{split}{'' if edits == 'both' else '-' + edits}-v0"
 
 
-def ensure_dataset(args: Args, preset: Preset, source: tuple[str, str]) -> str:
-    """The id of the dataset of ``source`` (:data:`REAL_SOURCE` or an imagined ``(split, edits)``),
-    made if missing (or if ``--fresh-data``)."""
+def ensure_oracle(
+    env: str, preset: str, split: str, edits: str, rollouts: int, seed: int, fresh: bool
+) -> str:
+    """The scripted expert's real rollouts of the prompts :func:`ensure_imagined` imagines with
+    the same arguments: same goals and start states (what perfect imagination would give)."""
+    dataset_id = oracle_splits_id(env, preset, split, edits)
+    if fresh or dataset_id not in list_datasets():
+        prompts = imagined_prompts(env, split, rollouts, seed, edits)
+        starts = [(real_env_seed(prompt.seed), prompt.goal) for prompt in prompts]
+        collect(
+            env, split, rollouts, seed, dataset_id=dataset_id, overwrite=True, starts=starts, progress=False
+        )
+    return dataset_id
+
+
+def ensure_dataset(args: Args, preset: Preset, source: Source) -> str:
+    """The id of the dataset of ``source``, made if missing (or if ``--fresh-data``)."""
     if source == REAL_SOURCE:
         return _ensure_real(args.env, args.preset, preset.real_episodes, args.fresh_data)
-    split, edits = source
-    # One seed per split, so an edit ablation starts from the same real frames.
-    seed = 10_000 * (1 + EVAL_SPLITS.index(split))
-    rollouts = preset.imagined_rollouts[split]
+    # One seed per split, so an edit ablation and the oracle start from the same real frames.
+    seed = 10_000 * (1 + EVAL_SPLITS.index(source.split))
+    rollouts = preset.imagined_rollouts[source.split]
+    if source.kind == "oracle":
+        return ensure_oracle(
+            args.env, args.preset, source.split, source.edits, rollouts, seed, args.fresh_data
+        )
     return ensure_imagined(
         args.env,
         args.preset,
-        split,
-        edits,
+        source.split,
+        source.edits,
         rollouts,
         seed,
         args.temperature,
@@ -340,14 +398,19 @@ def ensure_dataset(args: Args, preset: Preset, source: tuple[str, str]) -> str:
     )
 
 
-def regime_sources(args: Args, preset: Preset, regimes: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """The imagined ``(split, edits)`` sources of each of ``regimes`` (:func:`regimes_of`), checked."""
+def regime_sources(args: Args, preset: Preset, regimes: Sequence[str]) -> dict[str, list[Source]]:
+    """The extra sources of each of ``regimes`` (:func:`regimes_of`) that the preset makes, checked."""
     check_temperature(args.temperature)
-    sources = {r: [s for s in REGIMES[r] if preset.imagined_rollouts.get(s[0], 0) > 0] for r in regimes}
+    sources = {r: [s for s in REGIMES[r] if preset.imagined_rollouts.get(s.split, 0) > 0] for r in regimes}
     for regime, chosen in sources.items():
         if regime != "baseline" and not chosen:
             raise ValueError(f"preset {args.preset!r} imagines no rollouts for regime {regime!r}")
     return sources
+
+
+def imagines(regime: str) -> bool:
+    """Whether ``regime`` trains on imagined data (which its temperature and model change)."""
+    return any(source.kind == "imagined" for source in REGIMES[regime])
 
 
 def _worker_threads(threads: int) -> None:
@@ -390,44 +453,88 @@ def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
     return dict(json.loads(json.dumps(config.serialize_to_dict())))
 
 
-def run_one(
-    args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, imagined: Sequence[str]
+def _reuse(args: Args, record: Path, key: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """The result saved in ``record`` if ``--resume`` asks for it and it was made with ``key``."""
+    if args.resume and not args.fresh_data and record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("key") == key:
+            print(f"{what}: reused the finished run in {record.parent}")
+            result: dict[str, Any] = saved["result"]
+            return result
+    return None
+
+
+def _save(record: Path, key: dict[str, Any], result: dict[str, Any]) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    partial = record.with_suffix(".partial")
+    partial.write_text(json.dumps({"key": key, "result": result}))
+    partial.replace(record)
+
+
+def _evaluation_key(args: Args, preset: Preset) -> dict[str, Any]:
+    return {
+        "splits": list(args.eval_splits),
+        "seed": EVAL_SEED,
+        "episodes_per_checkpoint": preset.eval_episodes,
+        "protocol": "a block of start states per checkpoint",
+    }
+
+
+def _summary(
+    what: str, blocks: dict[str, list[dict[str, Any]]], started: float, **seconds: float
 ) -> dict[str, Any]:
-    """Train one learner and evaluate its checkpoints on the splits; returns its curves."""
+    """A run's (or reference's) result from its evaluation blocks, printed in one line."""
+    curves = {
+        split: [(b["step"], b["successes"] / b["episodes"]) for b in got] for split, got in blocks.items()
+    }
+    last = {split: float(np.mean(run_rates({"blocks": blocks}, split))) for split in blocks}
+    total = time.perf_counter() - started
+    print(
+        f"{what}: "
+        + ", ".join(f"{split} {100 * value:.1f}%" for split, value in last.items())
+        + f" ({total:.0f} s)"
+    )
+    # Training plus evaluation, so a result gathered from reused runs still says what they cost.
+    return {"blocks": blocks, "curves": curves, "last_five": last, **seconds, "seconds": total}
+
+
+def run_one(
+    args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, extra: Sequence[str]
+) -> dict[str, Any]:
+    """Train one learner on ``real`` plus ``extra`` data and evaluate its checkpoints on the splits."""
     # Runs on data imagined at another temperature or without the failures, or mixed in at
     # another ratio, keep their own folders, so none overwrites another.
-    tags = data_tag(args.temperature, drops_failures(args)) + ratio_tag(args.ratio)
-    folder = regime + tags if imagined else regime
+    tags = (data_tag(args.temperature, drops_failures(args)) if imagines(regime) else "") + ratio_tag(
+        args.ratio
+    )
+    folder = regime + tags if extra else regime
     run_dir = args.out / args.env / algo / folder / f"seed{seed}"
-    record = run_dir / "benchmark_run.json"
     settings: dict[str, Any] = {
         "preset": dataclasses.asdict(preset),
         "real": real,
-        "imagined": list(imagined),
-        "eval_splits": list(args.eval_splits),
-        "eval_seed": EVAL_SEED,
+        "imagined": list(extra),
+        "evaluation": _evaluation_key(args, preset),
         # The learner's whole d3rlpy config, so a change of its defaults (the encoder's
         # augmentation, say) trains the run again.
         "learner": learner_config(args.env, algo, preset),
     }
-    if imagined:
-        # Only runs on imagined data depend on how it was made, so a baseline is reused across
+    if extra:
+        settings["ratio"] = list(args.ratio)
+    if imagines(regime):
+        # Only runs on imagined data depend on how it was made, so the others are reused across
         # temperatures and imagination models.
         settings["temperature"] = args.temperature
-        settings["ratio"] = list(args.ratio)
-        settings["imagined_by"] = [_imagined_metadata(i).get("checkpoint_sha256") for i in imagined]
+        settings["imagined_by"] = [_imagined_metadata(i).get("checkpoint_sha256") for i in extra]
     # JSON round trip, so a key read back from disk compares equal.
     key = json.loads(json.dumps(settings))
-    if args.resume and not args.fresh_data and record.is_file():
-        saved = json.loads(record.read_text())
-        if saved.get("key") == key:
-            print(f"{algo} {regime} seed {seed}: reused the finished run in {run_dir}")
-            result: dict[str, Any] = saved["result"]
-            return result
+    what = f"{algo} {regime} seed {seed}"
+    reused = _reuse(args, run_dir / "benchmark_run.json", key, what)
+    if reused is not None:
+        return reused
     started = time.perf_counter()
     run = train(
         [real],
-        imagined,
+        extra,
         algo=algo,
         steps=preset.steps,
         run_dir=run_dir,
@@ -440,33 +547,88 @@ def run_one(
         progress=False,
     )
     trained = time.perf_counter() - started
-    curves: dict[str, list[tuple[int, float]]] = {split: [] for split in args.eval_splits}
-    for path in run.checkpoints:
+    blocks: dict[str, list[dict[str, Any]]] = {split: [] for split in args.eval_splits}
+    for index, path in enumerate(run.checkpoints):
         step = int(path.stem.removeprefix("model_"))
-        learner = d3rlpy.load_learnable(str(path), device=args.device)
-        policy = d3rlpy_policy(learner)
-        for index, split in enumerate(args.eval_splits):
-            evaluation = evaluate(
-                policy,
-                REAL_ENV_IDS[args.env],
-                split,
-                preset.eval_episodes,
-                seed=EVAL_SEED + 100_000 * index,
-            )
-            curves[split].append((step, evaluation.success_rate))
-    last = {split: float(np.mean([s for _, s in points[-5:]])) for split, points in curves.items()}
-    seconds = time.perf_counter() - started
-    print(
-        f"{algo} {regime} seed {seed}: "
-        + ", ".join(f"{split} {100 * value:.1f}%" for split, value in last.items())
-        + f" (train {trained:.0f} s, total {seconds:.0f} s)"
-    )
-    # Training plus evaluation, so a result gathered from reused runs still says what they cost.
-    result = {"curves": curves, "last_five": last, "train_seconds": trained, "seconds": seconds}
-    partial = record.with_suffix(".partial")
-    partial.write_text(json.dumps({"key": key, "result": result}))
-    partial.replace(record)
+        policy = d3rlpy_policy(d3rlpy.load_learnable(str(path), device=args.device))
+        for split, got in evaluate_blocks(
+            policy, args.env, args.eval_splits, index, step, preset.eval_episodes
+        ).items():
+            blocks[split].append(got)
+    result = _summary(what, blocks, started, train_seconds=trained)
+    _save(run_dir / "benchmark_run.json", key, result)
     return result
+
+
+def run_reference(args: Args, preset: Preset, reference: str, seed: int) -> dict[str, Any]:
+    """Evaluate the random or expert policy on the blocks of a run's last five checkpoints."""
+    record = args.out / args.env / "reference" / reference / f"seed{seed}" / "benchmark_run.json"
+    key = json.loads(
+        json.dumps({"evaluation": _evaluation_key(args, preset), "checkpoints": preset.checkpoints})
+    )
+    what = f"{REFERENCE_LABELS[reference]} seed {seed}"
+    reused = _reuse(args, record, key, what)
+    if reused is not None:
+        return reused
+    started = time.perf_counter()
+    policy, reads_info = reference_policy(args.env, reference, seed)
+    blocks: dict[str, list[dict[str, Any]]] = {split: [] for split in args.eval_splits}
+    for index in range(max(0, preset.checkpoints - LAST_CHECKPOINTS), preset.checkpoints):
+        for split, got in evaluate_blocks(
+            policy, args.env, args.eval_splits, index, index, preset.eval_episodes, pass_info=reads_info
+        ).items():
+            blocks[split].append(got)
+    result = _summary(what, blocks, started)
+    _save(record, key, result)
+    return result
+
+
+def reference_seeds(args: Args, reference: str) -> range:
+    """Seeds of a reference: the random policy's ``args.seeds``; the deterministic expert's one."""
+    return range(args.seeds if reference == "random" else 1)
+
+
+def _run_everything(
+    args: Args, preset: Preset, by_algo: dict[str, tuple[str, ...]], sources: dict[str, list[Source]]
+) -> dict[str, Any]:
+    """Make the datasets, evaluate the references and train every run, in ``args.workers`` processes."""
+    started = time.perf_counter()
+    extra = dict.fromkeys(s for chosen in sources.values() for s in chosen)
+    # The real data first (the baselines wait for it), then the largest extra sets first.
+    needed = [REAL_SOURCE, *sorted(extra, key=lambda s: -preset.imagined_rollouts[s.split])]
+    # Baselines first: they need only the real data, so they start while the rest is imagined.
+    # Ablations last, so every algorithm's main comparison is done first (and on CLEVR, BC's
+    # ablation runs, shorter than CQL's, fill the workers at the end).
+    jobs = [(a, r, seed) for a, chosen in by_algo.items() for r in chosen for seed in range(args.seeds)]
+    jobs.sort(key=lambda job: (job[1] != "baseline", job[1] in ABLATIONS))
+    with worker_pool(args) as pool:
+        making = {source: pool.submit(ensure_dataset, args, preset, source) for source in needed}
+        judging = {
+            (name, seed): pool.submit(run_reference, args, preset, name, seed)
+            for name in REFERENCES
+            for seed in reference_seeds(args, name)
+        }
+        real = making[REAL_SOURCE].result()
+        training: dict[tuple[str, str, int], Future[dict[str, Any]]] = {}
+        for algo, regime, seed in jobs:
+            ids = [making[source].result() for source in sources[regime]]
+            training[algo, regime, seed] = pool.submit(run_one, args, preset, algo, regime, seed, real, ids)
+        # Runs are submitted as their data is done, so this is when the last dataset was.
+        extra_ids = {regime: [making[s].result() for s in chosen] for regime, chosen in sources.items()}
+        data_seconds = time.perf_counter() - started
+        return {
+            "real": real,
+            "extra": extra_ids,
+            "data_seconds": data_seconds,
+            "references": {
+                name: [judging[name, seed].result() for seed in reference_seeds(args, name)]
+                for name in REFERENCES
+            },
+            "runs": {
+                algo: {r: [training[algo, r, seed].result() for seed in range(args.seeds)] for r in chosen}
+                for algo, chosen in by_algo.items()
+            },
+        }
 
 
 def measure(args: Args) -> dict[str, Any]:
@@ -477,58 +639,31 @@ def measure(args: Args) -> dict[str, Any]:
     started = time.perf_counter()
     regimes = regimes_of(args)
     by_algo = regimes_by_algo(args, algos, regimes)  # before any data is made
-    sources = regime_sources(args, preset, regimes)
-    imagined_sources = dict.fromkeys(s for chosen in sources.values() for s in chosen)
-    # The real data first (the baselines wait for it), then the largest imagined sets first.
-    needed = [REAL_SOURCE, *sorted(imagined_sources, key=lambda s: -preset.imagined_rollouts[s[0]])]
-    # Baselines first: they need only the real data, so they start while the rest is imagined.
-    # Ablations last, so every algorithm's main comparison is done first (and on CLEVR, BC's
-    # ablation runs, shorter than CQL's, fill the workers at the end).
-    jobs = [(a, r, seed) for a, chosen in by_algo.items() for r in chosen for seed in range(args.seeds)]
-    jobs.sort(key=lambda job: (job[1] != "baseline", job[1] in ABLATIONS))
-    with worker_pool(args) as pool:
-        making = {source: pool.submit(ensure_dataset, args, preset, source) for source in needed}
-        real = making[REAL_SOURCE].result()
-        training: dict[tuple[str, str, int], Future[dict[str, Any]]] = {}
-        for algo, regime, seed in jobs:
-            imagined = [making[source].result() for source in sources[regime]]
-            training[algo, regime, seed] = pool.submit(
-                run_one, args, preset, algo, regime, seed, real, imagined
-            )
-        # Runs are submitted as their data is done, so this is when the last dataset was.
-        imagined_ids = {regime: [making[s].result() for s in chosen] for regime, chosen in sources.items()}
-        data_seconds = time.perf_counter() - started
-        runs = {
-            algo: {r: [training[algo, r, seed].result() for seed in range(args.seeds)] for r in chosen}
-            for algo, chosen in by_algo.items()
-        }
-    table = {
-        algo: {
-            regime: {
-                split: {
-                    "mean": float(np.mean([r["last_five"][split] for r in results])),
-                    "std": float(np.std([r["last_five"][split] for r in results])),
-                }
-                for split in args.eval_splits
-            }
-            for regime, results in regimes.items()
-        }
-        for algo, regimes in runs.items()
-    }
+    done = _run_everything(args, preset, by_algo, regime_sources(args, preset, regimes))
+    runs, references = done["runs"], done["references"]
     run_seconds = [
         run.get("seconds") for by_regime in runs.values() for seeds in by_regime.values() for run in seeds
     ]
     return {
         "datasets": {
-            "real": real,
-            "imagined": imagined_ids,
-            "sizes": _dataset_sizes([real, *(i for ids in imagined_ids.values() for i in ids)]),
+            "real": done["real"],
+            "imagined": done["extra"],
+            "sizes": _dataset_sizes([done["real"], *(i for ids in done["extra"].values() for i in ids)]),
         },
-        "table": table,
+        "table": {
+            algo: {
+                regime: {s: cell(results, s) for s in args.eval_splits} for regime, results in chosen.items()
+            }
+            for algo, chosen in runs.items()
+        },
+        "references": {
+            name: {s: cell(results, s) for s in args.eval_splits} for name, results in references.items()
+        },
         "runs": runs,
+        "reference_runs": references,
         "learners": {algo: learner_config(args.env, algo, preset) for algo in algos},
         "seconds": {
-            "data": data_seconds,
+            "data": done["data_seconds"],
             "total": time.perf_counter() - started,
             # What every run cost, reused ones included; None if a reused run predates the record.
             "runs": None if None in run_seconds else sum(s for s in run_seconds if s is not None),
@@ -550,74 +685,137 @@ def _dataset_sizes(ids: Sequence[str]) -> dict[str, Any]:
     return sizes
 
 
+def _in_order(cells: dict[str, Any], order: Sequence[str]) -> list[tuple[str, Any]]:
+    """``cells``' items in ``order`` (the JSON's keys come back sorted)."""
+    return sorted(cells.items(), key=lambda item: order.index(item[0]))
+
+
+def _bar_rows(figures: dict[str, Any], algo: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, split -> cell)`` of the references and ``algo``'s regimes, in table order."""
+    references = [(REFERENCE_LABELS[n], c) for n, c in _in_order(figures["references"], REFERENCES)]
+    return references + [(REGIME_LABELS[r], c) for r, c in _in_order(figures["table"][algo], list(REGIMES))]
+
+
 def plot(figures: dict[str, Any], env: str, path: Path) -> None:
-    """Fig. 4-style bars (success per split) and Fig. 6-style curves (counterfactual split)."""
+    """Fig. 4-style bars (IQM and 95% interval per split) and Fig. 6-style curves (counterfactual)."""
     table, runs = figures["table"], figures["runs"]
     algos = list(table)
     splits = list(next(iter(next(iter(table.values())).values())))
-    fig, axes = plt.subplots(2, len(algos), figsize=(5.2 * len(algos), 7.0), squeeze=False)
+    fig, axes = plt.subplots(2, len(algos), figsize=(6.0 * len(algos), 7.5), squeeze=False)
     for column, algo in enumerate(algos):
-        regimes = list(table[algo])
-        width = 0.8 / len(regimes)
+        rows = _bar_rows(figures, algo)
+        width = 0.8 / len(rows)
         ax = axes[0][column]
-        for k, regime in enumerate(regimes):
-            means = [100 * table[algo][regime][s]["mean"] for s in splits]
-            halves = [50 * table[algo][regime][s]["std"] for s in splits]
-            ax.bar(np.arange(len(splits)) + k * width, means, width, yerr=halves, label=REGIME_LABELS[regime])
-        ax.set_xticks(np.arange(len(splits)) + width * (len(regimes) - 1) / 2, splits)
-        ax.set_ylabel("success (%)")
-        ax.set_title(f"{env}: {algo} (last five checkpoints; bars ± std/2)")
-        ax.legend(fontsize=8)
+        for k, (label, cells) in enumerate(rows):
+            iqm = np.array([100 * cells[s]["iqm"] for s in splits])
+            low = iqm - np.array([100 * cells[s]["ci"][0] for s in splits])
+            high = np.array([100 * cells[s]["ci"][1] for s in splits]) - iqm
+            ax.bar(np.arange(len(splits)) + k * width, iqm, width, yerr=[low, high], label=label, capsize=2)
+        ax.set_xticks(np.arange(len(splits)) + width * (len(rows) - 1) / 2, splits)
+        ax.set_ylabel("success (%, IQM)")
+        ax.set_title(f"{env}: {algo} (bars: 95% bootstrap intervals)")
+        ax.legend(fontsize=7, ncol=2)
         ax = axes[1][column]
         curve_split = "counterfactual" if "counterfactual" in splits else splits[0]
-        for regime in regimes:
+        for regime, _ in _in_order(table[algo], list(REGIMES)):
             curves = np.array([[s for _, s in r["curves"][curve_split]] for r in runs[algo][regime]])
             steps = [step for step, _ in runs[algo][regime][0]["curves"][curve_split]]
             mean, half = 100 * curves.mean(axis=0), 50 * curves.std(axis=0)
             ax.plot(steps, mean, label=REGIME_LABELS[regime])
             ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"{curve_split} success (%)")
+        ax.set_ylabel(f"{curve_split} success (%, each checkpoint on its own episodes)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _interval_text(cell: dict[str, Any], bold: bool = False) -> str:
+    text = f"{100 * cell['iqm']:.1f} [{100 * cell['ci'][0]:.1f}, {100 * cell['ci'][1]:.1f}]"
+    return f"**{text}**" if bold else text
+
+
 def readme_table(result: dict[str, Any]) -> str:
-    """Table 2 style: success % (mean ± std over seeds) beside the paper's numbers."""
-    env = result["config"]["env"]
-    figures = result["figures"]
-    splits = result["config"]["eval_splits"]
-    rows = []
+    """Table 2 style: IQM success % with its 95% interval, floor and ceiling, beside the paper."""
+    env, config, figures = result["config"]["env"], result["config"], result["figures"]
+    splits = config["eval_splits"]
+    rows = [
+        [REFERENCE_LABELS[name], "", *(_interval_text(cells[s]) for s in splits)]
+        for name, cells in _in_order(figures["references"], REFERENCES)
+    ]
     for algo, regimes in figures["table"].items():
-        for regime, by_split in regimes.items():
+        baseline = regimes.get("baseline")
+        for regime, cells in _in_order(regimes, list(REGIMES)):
+            above = [
+                baseline is not None and regime != "baseline" and separated(cells[s], baseline[s])
+                for s in splits
+            ]
             rows.append(
                 [
                     algo,
                     REGIME_LABELS[regime],
-                    *(f"{100 * by_split[s]['mean']:.1f} ± {100 * by_split[s]['std']:.1f}" for s in splits),
+                    *(_interval_text(cells[s], a) for s, a in zip(splits, above, strict=True)),
                 ]
             )
     measured = {regime for regimes in figures["table"].values() for regime in regimes}
-    paper = PAPER_TABLE_2.get(env, {})
-    for regime, values in paper.items():
-        if regime not in measured:
-            continue
-        by_split = dict(zip(EVAL_SPLITS, values, strict=True))
-        rows.append(["paper (BC)", REGIME_LABELS[regime], *(f"{by_split[s]:.1f}" for s in splits)])
+    for regime, values in PAPER_TABLE_2.get(env, {}).items():
+        if regime in measured:
+            by_split = dict(zip(EVAL_SPLITS, values, strict=True))
+            rows.append(
+                [
+                    "paper (BC)",
+                    REGIME_LABELS[regime],
+                    *(f"{by_split[s]:.1f}" if s in by_split else "" for s in splits),
+                ]
+            )
+    first = next(iter(figures["table"].values()))
+    episodes = next(iter(next(iter(first.values())).values()))["episodes_per_run"]
+    return (
+        markdown_table(["algorithm", "data", *splits], rows)
+        + "\n\nSuccess % in the real env: interquartile mean (IQM) of the evaluations of each seed's "
+        + f"last {LAST_CHECKPOINTS} checkpoints ({config['seeds']} seeds; {episodes} distinct episodes "
+        + "per split and run), with its 95% stratified-bootstrap interval (rliable). **Bold**: the "
+        + "interval lies wholly above the same learner's Baseline; any other difference is within the "
+        + "intervals and not claimed as a gain. Random and Expert act on the same episodes as the "
+        + "last checkpoints. "
+        + _data_note(result)
+        + learner_note(result)
+        + provenance(result)
+    )
+
+
+def _data_note(result: dict[str, Any]) -> str:
     config = result["config"]
     temperature = config.get("temperature", UNRECORDED_TEMPERATURE)
     return (
-        markdown_table(["algorithm", "data", *splits], rows)
-        + f"\n\nSuccess % in the real env, mean ± std over {config['seeds']} seeds of the mean over the "
-        + f"last five checkpoints; preset `{config['preset']}`, imagined at temperature {temperature:g}"
-        + f"{imagined_by_note(env, figures['datasets']['sizes'])}"
+        f"Preset `{config['preset']}`, imagined at temperature {temperature:g}"
+        + imagined_by_note(config["env"], result["figures"]["datasets"]["sizes"])
         + {True: ", failed imagined rollouts dropped", False: ", failed imagined rollouts kept"}.get(
             config.get("drop_failures"), ""
         )
-        + ". "
-        + learner_note(result)
+        + "; Oracle adds the expert's real rollouts of +VLGOR's prompts and start states. "
+    )
+
+
+def kinds_table(result: dict[str, Any]) -> str:
+    """Success % per goal kind (rows) of the references and every learner and regime (columns)."""
+    figures, splits = result["figures"], result["config"]["eval_splits"]
+    columns = [(REFERENCE_LABELS[n], c) for n, c in _in_order(figures["references"], REFERENCES)]
+    short = {"DiscreteBC": "BC", "DiscreteCQL": "CQL", "TD3PlusBC": "TD3+BC"}
+    for algo, regimes in figures["table"].items():
+        columns += [
+            (f"{short.get(algo, algo)} {REGIME_LABELS[r]}", c) for r, c in _in_order(regimes, list(REGIMES))
+        ]
+    rows = []
+    for split in splits:
+        for kind in columns[0][1][split]["by_kind"]:
+            values = [cells[split]["by_kind"].get(kind) for _, cells in columns]
+            rows.append([split, kind, *("" if v is None else f"{100 * v:.0f}" for v in values)])
+    return (
+        markdown_table(["split", "goal kind", *(label for label, _ in columns)], rows)
+        + "\n\nSuccess % per goal kind over every seed's last five evaluations (the JSON's `by_kind`, with "
+        + "`by_kind_episodes` beside it). "
         + provenance(result)
     )
 

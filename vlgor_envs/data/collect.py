@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from minari.storage.datasets_root_dir import get_dataset_path
 from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
+from vlgor_envs.language.goal import Goal
 
 #: Collectable envs: name -> (Gymnasium id, scripted expert as ``module:Class``).
 ENVS: dict[str, tuple[str, str]] = {
@@ -117,6 +118,19 @@ def noisy_policy(
         return expert.act(info)
 
     return act
+
+
+_GOAL_JSON = "goal_json"
+
+
+class _GoalFromJson(gym.Wrapper[Any, Any, Any, Any]):
+    """Turns the reset option ``goal_json`` (:meth:`Goal.to_json`) into the env's ``goal``."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        options = dict(options or {})
+        if _GOAL_JSON in options:
+            options["goal"] = Goal.from_json(options.pop(_GOAL_JSON))
+        return self.env.reset(seed=seed, options=options or None)
 
 
 class ObjectStateCallback(StepDataCallback):
@@ -255,6 +269,7 @@ def collect(
     task: str | None = None,
     progress: bool = True,
     compression: str | None = "gzip",
+    starts: Sequence[tuple[int, Goal]] | None = None,
 ) -> minari.MinariDataset:
     """Roll the scripted expert of ``env`` out and write the episodes as a Minari dataset.
 
@@ -272,6 +287,9 @@ def collect(
         progress: Show a tqdm progress bar.
         compression: hdf5 only: ``"gzip"`` (default; lossless, ~8x smaller than Minari's
             own layout on CLEVR frames), ``"lzf"`` or ``None`` (Minari's layout as written).
+        starts: Given goals instead of the split's samples: episode ``i`` is reset with seed
+            ``starts[i][0]`` and ``options={"goal": starts[i][1]}``; ``episodes`` must equal
+            their number (e.g. real expert rollouts of an imagined dataset's prompts).
 
     Returns:
         The dataset, loaded from its final location.
@@ -291,6 +309,8 @@ def collect(
         raise ValueError(f"data_format must be 'hdf5' or 'arrow', got {data_format!r}")
     if data_format == "arrow" and importlib.util.find_spec("pyarrow") is None:
         raise ValueError("data_format='arrow' needs pyarrow: pip install 'minari[arrow]', or use 'hdf5'")
+    if starts is not None and len(starts) != episodes:
+        raise ValueError(f"starts gives {len(starts)} episodes, but episodes={episodes}")
     if task is not None and env != "metaworld":
         raise ValueError(f"task= is only supported for env 'metaworld', not {env!r}")
     dataset_id = dataset_id or default_dataset_id(env, split, task)
@@ -310,6 +330,7 @@ def collect(
             data_format,
             progress,
             OBJECT_STATE_INFO[env],
+            starts,
         )
         staged = staging / dataset_id
         if data_format == "hdf5" and compression is not None:
@@ -333,11 +354,12 @@ def _collect_staged(
     data_format: str,
     progress: bool,
     object_state_info: str,
+    starts: Sequence[tuple[int, Goal]] | None = None,
 ) -> dict[str, Any]:
     """Collect into the current Minari root; returns the dataset-level ``vlgor`` metadata."""
     expert = make_expert(expert_path)
     collector = minari.DataCollector(
-        gym.make(env_id, **env_kwargs),
+        _GoalFromJson(gym.make(env_id, **env_kwargs)),
         # Minari instantiates the callback class itself, without arguments.
         step_data_callback=functools.partial(ObjectStateCallback, object_state_info),
         record_infos=True,
@@ -351,7 +373,13 @@ def _collect_staged(
     try:
         bar = tqdm(range(episodes), desc=dataset_id, unit="ep", disable=not progress)
         for episode in bar:
-            observation, info = collector.reset(seed=seed + episode)
+            if starts is None:
+                observation, info = collector.reset(seed=seed + episode)
+            else:
+                start_seed, start_goal = starts[episode]
+                # Minari stores reset options as hdf5 attributes: a string, not a Goal.
+                options = {_GOAL_JSON: start_goal.to_json()}
+                observation, info = collector.reset(seed=start_seed, options=options)
             goal, instruction = info["goal"], observation["instruction"]
             terminated = truncated = False
             while not (terminated or truncated):
@@ -379,8 +407,9 @@ def _collect_staged(
                 author="vlgor",
                 description=(
                     f"{episodes} episodes of {policy_name} in {env_id} "
-                    f"({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); episode i reset "
-                    f"with seed {seed}+i; with probability {noise} per step a uniformly random "
+                    f"({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
+                    + (f"episode i reset with seed {seed}+i" if starts is None else "given goals and seeds")
+                    + f"; with probability {noise} per step a uniformly random "
                     "action. Images are lossless; each episode's metadata holds its "
                     "instruction, split and goal (JSON)."
                 ),
@@ -394,7 +423,11 @@ def _collect_staged(
         "policy": policy_name,
         "noise": noise,
         "seed": seed,
-        "episode_seeds": f"seed + i for episode i in [0, {episodes})",
+        "episode_seeds": (
+            f"seed + i for episode i in [0, {episodes})"
+            if starts is None
+            else "given with each episode's goal (Minari's episode seed)"
+        ),
         "episodes": episodes,
         "steps": steps,
         "successes": successes,
