@@ -7,8 +7,9 @@
   ``TD3PlusBC``, ``CQL``, ``IQL``, ...) with the paper's defaults (App. A.2).
 - :mod:`agents.train`: :func:`train` on real and imagined Minari datasets at a fixed
   per-batch ratio, into a run folder (logs, checkpoints, final model, success curve).
-- :mod:`agents.evaluate`: success rate of any policy in the real env on a language split,
-  an adapter for d3rlpy learners, and a d3rlpy evaluator for learning curves.
+- :mod:`agents.evaluate`: success rate of any policy in the real env on a language split
+  (optionally on a vector of envs with one batched call per step), an adapter for d3rlpy
+  learners, and a d3rlpy evaluator for learning curves.
 - :mod:`agents.commands`: ``vlgor train``.
 
 >>> import d3rlpy, agents  # doctest: +SKIP
@@ -27,6 +28,8 @@ from agents.encoder import (
 )
 from agents.evaluate import (
     DEFAULT_EVAL_SEED,
+    BatchPolicy,
+    D3rlpyPolicy,
     EvaluationResult,
     Policy,
     SplitEvaluator,
@@ -39,6 +42,8 @@ from agents.train import DEFAULT_ALGORITHMS, TrainResult, build_dataset, train
 __all__ = [
     "ALGORITHMS",
     "ALGORITHM_DEFAULTS",
+    "BatchPolicy",
+    "D3rlpyPolicy",
     "DEFAULT_ALGORITHMS",
     "DEFAULT_EVAL_SEED",
     "ENCODER_TYPE",

@@ -70,6 +70,8 @@ from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERA
 from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine, imagined_prompts
 
 NAME = "splits"
+#: README section of the per-goal-kind table of ``<NAME>_<env>.json``.
+KINDS_NAME = "splits_kinds"
 #: The splits imagined data is made for.
 EVAL_SPLITS = TABLE_SPLITS[1:]
 DEFAULT_ALGOS = {"clevr": ("DiscreteBC", "DiscreteCQL"), "metaworld": ("BC", "TD3PlusBC")}

@@ -337,6 +337,44 @@ def test_d3rlpy_policy_feeds_the_training_tuple(run: agents.TrainResult, real: m
     assert action == int(expected[0])
 
 
+class _CountingPolicy(agents.D3rlpyPolicy):
+    """The d3rlpy adapter, counting its batched calls."""
+
+    calls = 0
+
+    def act_batch(self, observations: Any) -> list[Any]:
+        self.calls += 1
+        return super().act_batch(observations)
+
+
+def test_vectorised_evaluation_ends_as_the_sequential_one(run: agents.TrainResult) -> None:
+    sequential = evaluate(d3rlpy_policy(run.algo), "clevr", "counterfactual", 9, seed=7)
+    batched = _CountingPolicy(run.algo)
+    vectorised = evaluate(batched, "clevr", "counterfactual", 9, seed=7, num_envs=4)
+    assert vectorised == sequential
+    # One predict per step on the batch of running envs, not one per env and step.
+    assert batched.calls < sum(sequential.lengths) / 2
+    # A plain callable steps the vector of envs too, one call per observation.
+    rng_free = evaluate(lambda o: int(o["image"].sum()) % 40, "clevr", "hard", 5, seed=3)
+    assert evaluate(lambda o: int(o["image"].sum()) % 40, "clevr", "hard", 5, seed=3, num_envs=3) == rng_free
+    with pytest.raises(ValueError, match="num_envs"):
+        evaluate(lambda _: 0, "clevr", "train", 1, num_envs=0)
+
+
+def test_evaluation_counts_successes_per_goal_kind() -> None:
+    expert = ClevrExpert()
+    result = evaluate(lambda _, info: expert.act(info), "clevr", "counterfactual", 12, seed=0, pass_info=True)
+    assert set(result.kinds) == {"motion", "relation"}
+    by_kind = result.by_kind()
+    assert sum(n for _, n in by_kind.values()) == 12
+    assert sum(s for s, _ in by_kind.values()) == sum(result.successes)
+    hard = evaluate(lambda _: 0, "clevr", "hard", 12, seed=0)
+    assert (
+        set(hard.kinds) <= {"two_relations", "three_relations", "line_up", "gather"}
+        and len(set(hard.kinds)) > 1
+    )
+
+
 # ----------------------------------------------------------------------------- training
 
 

@@ -177,7 +177,7 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flags = ["--preset", "tiny", "--seeds", "2", "--algos", "DiscreteBC", "--threads", "1"]
-    flags += ["--regimes", "baseline", "wo_behavior", "--out", str(tmp_path / "runs")]
+    flags += ["--regimes", "baseline", "wo_behavior", "oracle", "--out", str(tmp_path / "runs")]
     # Kept, so that tiny imagined sets that all fail still give data (dropping is tested below).
     flags += ["--results", str(tmp_path), "--drop-failures", "False"]
     # Two worker processes make the datasets and train the runs.
@@ -191,21 +191,35 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
         splits_benchmark.main(tyro.cli(SplitArgs, args=[*flags, "--resume", *more]))
         return capsys.readouterr().out
 
-    # Resumed, every finished run is reused as it was.
-    assert resume().count("reused the finished run") == 4
+    # Resumed, every finished run (and the random policy's two seeds and the expert) is reused.
+    assert resume().count("reused the finished run") == 6 + 3
     record = json.loads((tmp_path / "splits_clevr.json").read_text())
     assert record["figures"]["table"] == first_table
     table = record["figures"]["table"]["DiscreteBC"]
-    assert set(table) == {"baseline", "wo_behavior"}
-    assert set(table["baseline"]) == {"rephrasing", "counterfactual", "hard"}
+    assert set(table) == {"baseline", "wo_behavior", "oracle"}
+    assert set(table["baseline"]) == {"train", "rephrasing", "counterfactual", "hard"}
     # Two seeds each, every checkpoint evaluated on every split: the curves the plot draws.
     runs = record["figures"]["runs"]["DiscreteBC"]["wo_behavior"]
     assert len(runs) == 2 and all(len(run["curves"]["hard"]) == 3 for run in runs)
     assert record["figures"]["datasets"]["imagined"]["wo_behavior"][1].endswith("counterfactual-target-v0")
-    assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "imagined at temperature 0 by the shipped model, failed imagined rollouts kept" in (
-        splits_benchmark.readme_table(record)
+    oracle_ids = record["figures"]["datasets"]["imagined"]["oracle"]
+    assert oracle_ids[1] == "vlgor/clevr/splits-tiny-oracle-counterfactual-v0"
+    # Every cell: an interval around its IQM, over 2 seeds x 3 checkpoints x 1 episode, by goal kind.
+    cell = table["oracle"]["counterfactual"]
+    assert cell["ci"][0] <= cell["iqm"] <= cell["ci"][1] and cell["episodes_per_run"] == 3
+    assert set(cell["by_kind"]) <= {"motion", "relation"} and sum(cell["by_kind_episodes"].values()) == 6
+    # The floor and the ceiling, on the same episodes: the expert succeeds, random mostly not.
+    references = record["figures"]["references"]
+    assert references["expert"]["train"]["mean"] == 1.0 and references["random"]["train"]["runs"] == 2
+    markdown = splits_benchmark.readme_table(record)
+    assert (
+        markdown.index("| Random |")
+        < markdown.index("| Expert |")
+        < markdown.index("| DiscreteBC | Baseline |")
     )
+    assert "| counterfactual |" in splits_benchmark.kinds_table(record)
+    assert (tmp_path / "splits_clevr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "imagined at temperature 0 by the shipped model, failed imagined rollouts kept" in markdown
     # Reused runs keep what they cost, so the record's run time is not this invocation's.
     runs_by_regime = record["figures"]["runs"]["DiscreteBC"].values()
     every_run = [run for seeds in runs_by_regime for run in seeds]
@@ -219,7 +233,8 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
     stale["key"]["learner"]["encoder_factory"]["params"]["random_shift"] = 0
     saved.write_text(json.dumps(stale))
     warmer = resume("--temperature", "1")
-    assert warmer.count("reused the finished run") == 1
+    # the second baseline, the oracle runs and the references do not depend on the imagination
+    assert warmer.count("reused the finished run") == 1 + 2 + 3
     assert "DiscreteBC baseline seed 1: reused" in warmer
     retrained = json.loads(saved.read_text())
     assert retrained["key"]["learner"]["encoder_factory"]["params"]["random_shift"] == 4
@@ -231,8 +246,8 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
 
 
 def test_split_benchmark_regimes_follow_the_env() -> None:
-    assert regimes_of(SplitArgs(env="clevr")) == ("baseline", "vlgor", "wo_target", "wo_behavior")
-    assert regimes_of(SplitArgs(env="metaworld")) == ("baseline", "vlgor")
+    assert regimes_of(SplitArgs(env="clevr")) == ("baseline", "vlgor", "oracle", "wo_target", "wo_behavior")
+    assert regimes_of(SplitArgs(env="metaworld")) == ("baseline", "vlgor", "oracle")
     with pytest.raises(ValueError, match="target edits"):
         regimes_of(SplitArgs(env="metaworld", regimes=("baseline", "wo_behavior")))
     with pytest.raises(ValueError, match="unknown regimes"):
@@ -240,7 +255,7 @@ def test_split_benchmark_regimes_follow_the_env() -> None:
     # As in the paper's Table 2, only the first algorithm runs the ablations by default.
     everything = regimes_of(SplitArgs(env="clevr"))
     by_algo = regimes_by_algo(SplitArgs(), ("DiscreteBC", "DiscreteCQL"), everything)
-    assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": ("baseline", "vlgor")}
+    assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": ("baseline", "vlgor", "oracle")}
     by_algo = regimes_by_algo(SplitArgs(ablate="all"), ("DiscreteBC", "DiscreteCQL"), everything)
     assert by_algo == {"DiscreteBC": everything, "DiscreteCQL": everything}
     with pytest.raises(ValueError, match=r"DiscreteCQL would run none.*--ablate all"):
