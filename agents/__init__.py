@@ -42,11 +42,11 @@ from agents.train import DEFAULT_ALGORITHMS, TrainResult, build_dataset, train
 __all__ = [
     "ALGORITHMS",
     "ALGORITHM_DEFAULTS",
-    "BatchPolicy",
-    "D3rlpyPolicy",
     "DEFAULT_ALGORITHMS",
     "DEFAULT_EVAL_SEED",
     "ENCODER_TYPE",
+    "BatchPolicy",
+    "D3rlpyPolicy",
     "EvaluationResult",
     "Policy",
     "SplitEvaluator",
