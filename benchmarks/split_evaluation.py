@@ -14,7 +14,6 @@ cell holds the success rate over all of those episodes.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -112,15 +111,16 @@ def reference_policy(env: str, reference: str, seed: int) -> tuple[Callable[...,
 def interval(rates: Sequence[float]) -> tuple[float, float, float]:
     """IQM of ``rates`` and its 95% stratified-bootstrap interval (rliable)."""
     scores = {"x": np.asarray(rates, dtype=np.float64)[:, None]}
-    with warnings.catch_warnings():
-        # arch asks for a Generator; rliable hands it the RandomState that fixes the resamples.
-        warnings.simplefilter("ignore", FutureWarning)
+    # rliable 1.2 draws its resamples from NumPy's global generator (its random_state reaches
+    # arch only), so that generator is seeded here and given back as it was.
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
         points, intervals = rly.get_interval_estimates(
-            scores,
-            lambda s: np.array([metrics.aggregate_iqm(s)]),
-            reps=BOOTSTRAP_REPS,
-            random_state=np.random.RandomState(0),
+            scores, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=BOOTSTRAP_REPS
         )
+    finally:
+        np.random.set_state(state)
     return float(points["x"][0]), float(intervals["x"][0, 0]), float(intervals["x"][1, 0])
 
 
