@@ -98,5 +98,10 @@ def test_oracle_data_is_the_experts_real_rollouts_of_the_imagined_prompts() -> N
         np.testing.assert_array_equal(real.observations["image"][0], dreamt.observations["image"][0])
         assert real.observations["instruction"][0] == dreamt.observations["instruction"][0]
     assert all(m["success"] for m in metadata)
+    # Its env is recoverable from the dataset, with the reset option collection used.
+    env = oracle.recover_environment()
+    _, info = env.reset(seed=0, options={"goal_json": prompts[0].goal.to_json()})
+    assert info["goal"] == prompts[0].goal
+    env.close()
     # Made once: a second call reuses it.
     assert ensure_oracle("clevr", "unit", "counterfactual", "both", rollouts, seed, fresh=False) == oracle_id

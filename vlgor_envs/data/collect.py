@@ -123,8 +123,16 @@ def noisy_policy(
 _GOAL_JSON = "goal_json"
 
 
-class _GoalFromJson(gym.Wrapper[Any, Any, Any, Any]):
-    """Turns the reset option ``goal_json`` (:meth:`Goal.to_json`) into the env's ``goal``."""
+class GoalFromJson(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorArgs):
+    """Turns the reset option ``goal_json`` (:meth:`Goal.to_json`) into the env's ``goal``.
+
+    Collection with given goals wraps its env in it, since Minari stores reset options as
+    hdf5 attributes; it is recorded in the dataset's env spec, so the env is recoverable.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
         options = dict(options or {})
@@ -358,8 +366,9 @@ def _collect_staged(
 ) -> dict[str, Any]:
     """Collect into the current Minari root; returns the dataset-level ``vlgor`` metadata."""
     expert = make_expert(expert_path)
+    env = gym.make(env_id, **env_kwargs)
     collector = minari.DataCollector(
-        _GoalFromJson(gym.make(env_id, **env_kwargs)),
+        env if starts is None else GoalFromJson(env),
         # Minari instantiates the callback class itself, without arguments.
         step_data_callback=functools.partial(ObjectStateCallback, object_state_info),
         record_infos=True,
