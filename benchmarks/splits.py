@@ -698,11 +698,17 @@ def _bar_rows(figures: dict[str, Any], algo: str) -> list[tuple[str, dict[str, A
     return references + [(REGIME_LABELS[r], c) for r, c in _in_order(figures["table"][algo], list(REGIMES))]
 
 
+def _colour(label: str) -> str:
+    """One colour per row label, the same in the bars and the curves."""
+    labels = [*REFERENCE_LABELS.values(), *REGIME_LABELS.values()]
+    return f"C{labels.index(label)}"
+
+
 def plot(figures: dict[str, Any], env: str, path: Path) -> None:
     """Fig. 4-style bars (IQM and 95% interval per split) and Fig. 6-style curves (counterfactual)."""
     table, runs = figures["table"], figures["runs"]
     algos = list(table)
-    splits = list(next(iter(next(iter(table.values())).values())))
+    splits = sorted(next(iter(next(iter(table.values())).values())), key=TABLE_SPLITS.index)
     fig, axes = plt.subplots(2, len(algos), figsize=(6.0 * len(algos), 7.5), squeeze=False)
     for column, algo in enumerate(algos):
         rows = _bar_rows(figures, algo)
@@ -712,7 +718,8 @@ def plot(figures: dict[str, Any], env: str, path: Path) -> None:
             iqm = np.array([100 * cells[s]["iqm"] for s in splits])
             low = iqm - np.array([100 * cells[s]["ci"][0] for s in splits])
             high = np.array([100 * cells[s]["ci"][1] for s in splits]) - iqm
-            ax.bar(np.arange(len(splits)) + k * width, iqm, width, yerr=[low, high], label=label, capsize=2)
+            x = np.arange(len(splits)) + k * width
+            ax.bar(x, iqm, width, yerr=[low, high], label=label, capsize=2, color=_colour(label))
         ax.set_xticks(np.arange(len(splits)) + width * (len(rows) - 1) / 2, splits)
         ax.set_ylabel("success (%, IQM)")
         ax.set_title(f"{env}: {algo} (bars: 95% bootstrap intervals)")
@@ -723,10 +730,11 @@ def plot(figures: dict[str, Any], env: str, path: Path) -> None:
             curves = np.array([[s for _, s in r["curves"][curve_split]] for r in runs[algo][regime]])
             steps = [step for step, _ in runs[algo][regime][0]["curves"][curve_split]]
             mean, half = 100 * curves.mean(axis=0), 50 * curves.std(axis=0)
-            ax.plot(steps, mean, label=REGIME_LABELS[regime])
-            ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(f"{curve_split} success (%, each checkpoint on its own episodes)")
+            label = REGIME_LABELS[regime]
+            ax.plot(steps, mean, label=label, color=_colour(label))
+            ax.fill_between(steps, mean - half, mean + half, alpha=0.2, color=_colour(label))
+        ax.set_xlabel("training step (each checkpoint on episodes of its own)")
+        ax.set_ylabel(f"{curve_split} success (%)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
