@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 import vlgor_envs  # noqa: F401
-from vlgor_envs.clevr.env import N_DIRECTIONS, ClevrRobotEnv
-from vlgor_envs.clevr.expert import ClevrExpert, run_expert
+from vlgor_envs.clevr.env import N_DIRECTIONS, PUSH_DIRECTIONS, ClevrRobotEnv
+from vlgor_envs.clevr.expert import (
+    ClevrExpert,
+    GreedyClevrExpert,
+    PushField,
+    nearest_cell,
+    run_expert,
+    subgoals,
+)
 from vlgor_envs.clevr.predicates import (
     RELATION_DISTANCE,
     distance_to_sector,
@@ -17,6 +24,7 @@ from vlgor_envs.clevr.predicates import (
 from vlgor_envs.clevr.scene import ARENA_BOUNDS, world_to_pixel
 from vlgor_envs.language import Goal
 from vlgor_envs.language.clevr import COLOURS, motion_goal, relation_goal
+from vlgor_envs.rollout import roll_out
 
 RED, BLUE, GREEN = (COLOURS.index(c) for c in ("red", "blue", "green"))
 RIGHT, UP, LEFT, DOWN = 0, 2, 4, 6
@@ -177,3 +185,31 @@ def test_expert_is_deterministic_and_starts_afresh_each_episode() -> None:
     _, info = env.reset(seed=4)  # same episode again: the memory of the last one is dropped
     assert expert.act(info) == first_action == ClevrExpert().act(info)
     env.close()
+
+
+def test_greedy_expert_is_markovian_and_succeeds() -> None:
+    expert = GreedyClevrExpert()
+    episodes = roll_out("VLGOR-CLEVR-v0", lambda _, info: expert.act(info), 20, 10_000, split="train")
+    assert np.mean([e.success for e in episodes]) >= 0.9
+    # Its push depends on the goal and positions only: no memory, one answer per state.
+    env = ClevrRobotEnv()
+    _, info = env.reset(seed=5)
+    for action in (3, 17, 30):
+        _, _, _, _, info = env.step(action)
+    seen = GreedyClevrExpert()
+    for _ in range(3):
+        seen.act(info)
+    assert seen.act(info) == GreedyClevrExpert().act(dict(info))
+    env.close()
+
+
+def test_push_field_counts_pushes_around_anchors() -> None:
+    positions = np.array([[0.0, 0.0], [0.5, 0.0], [-0.5, 0.4], [0.4, 0.45], [-0.45, -0.3]])
+    goal = relation_goal("blue", "left_of", "red")  # the blue ball must go round the red one
+    sub = subgoals(goal, positions, positions)[0]
+    others = np.delete(positions, sub.ball, axis=0)
+    field = PushField.build(sub, positions[[0]], positions[2:], others)
+    push = field.best_push(positions[1])
+    assert push is not None and PUSH_DIRECTIONS[push][0] <= 0.8  # never straight into the anchor
+    (row, column), _ = nearest_cell(positions[1])
+    assert 6 <= field.pushes[row, column] < 20

@@ -312,3 +312,127 @@ def run_expert(
         split=split,
         image_size=image_size,
     )
+
+
+#: Cell side of :class:`GreedyClevrExpert`'s push-count field.
+_FIELD_CELL = 0.025
+#: A push that would bump a ball not in place yet counts as this many pushes.
+_FIELD_BUMP_COST = 3.0
+
+
+def _field_grid() -> np.ndarray:
+    """Cell centres ``(H, W, 2)`` over the rectangle the walls keep ball centres in."""
+    x0, x1, y0, y1 = ARENA_BOUNDS
+    xs = np.arange(x0, x1 + 1e-9, _FIELD_CELL)
+    ys = np.arange(y0, y1 + 1e-9, _FIELD_CELL)
+    return np.stack(np.meshgrid(xs, ys, indexing="xy"), axis=-1)
+
+
+_FIELD_GRID = _field_grid()
+
+
+def nearest_cell(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of the cell nearest each point, and whether it lies on the grid."""
+    origin = _FIELD_GRID[0, 0]
+    columns = np.rint((points[..., 0] - origin[0]) / _FIELD_CELL).astype(int)
+    rows = np.rint((points[..., 1] - origin[1]) / _FIELD_CELL).astype(int)
+    on_grid = (rows >= 0) & (rows < _FIELD_GRID.shape[0]) & (columns >= 0) & (columns < _FIELD_GRID.shape[1])
+    return np.stack([rows, columns], axis=-1), on_grid
+
+
+def push_costs(centres: np.ndarray, hard: np.ndarray, soft: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Cost ``(..., 8)`` of each push of a ball at ``centres`` (``(..., 2)``); ``inf`` if impossible.
+
+    A push is impossible when its landing leaves the walls, its landing or halfway point
+    touches a ``hard`` centre, or the pusher does not fit behind the ball (clear of
+    ``others``, every other ball); it costs one push, plus :data:`_FIELD_BUMP_COST` when its
+    landing or halfway point touches a ``soft`` one.
+    """
+    moves = PUSH_LENGTH * PUSH_DIRECTIONS
+    landing = centres[..., None, :] + moves
+    halfway = centres[..., None, :] + moves / 2
+    pusher = centres[..., None, :] - (BALL_RADIUS + PUSHER_RADIUS + 0.01) * PUSH_DIRECTIONS
+    x0, x1, y0, y1 = ARENA_BOUNDS
+    inside = (
+        (landing[..., 0] >= x0) & (landing[..., 0] <= x1) & (landing[..., 1] >= y0) & (landing[..., 1] <= y1)
+    )
+
+    def near(points: np.ndarray, obstacles: np.ndarray, gap: float) -> np.ndarray:
+        flat = points.reshape(-1, 2)
+        return (_min_gap(flat, obstacles) < gap).reshape(points.shape[:-1])
+
+    possible = inside & ~near(landing, hard, _CLEARANCE) & ~near(halfway, hard, _CLEARANCE)
+    possible &= ~near(pusher, others, _PUSHER_CLEARANCE)
+    bumps = near(landing, soft, _CLEARANCE) | near(halfway, soft, _CLEARANCE)
+    return np.where(possible, 1.0 + _FIELD_BUMP_COST * bumps, np.inf)
+
+
+@dataclass(frozen=True)
+class PushField:
+    """Fewest (weighted) pushes from each cell until a sub-goal's ball lies in its region, and
+    the push that achieves it.
+
+    Value iteration over the cells with the pushes' own kinematics (:func:`push_costs`). The
+    ball acts as the cell nearest its centre would, so following :meth:`best_push` lowers the
+    field at every step (up to the physics' error); the field is a function of the positions
+    alone.
+    """
+
+    pushes: np.ndarray  # (H, W) pushes left, inf where the region cannot be reached
+    costs: np.ndarray  # (H, W, 8) cost of each push from each cell
+    targets: tuple[np.ndarray, np.ndarray]  # rows and columns (H, W, 8) of each push's landing
+
+    @classmethod
+    def build(cls, sub: SubGoal, hard: np.ndarray, soft: np.ndarray, others: np.ndarray) -> PushField:
+        cells, on_grid = nearest_cell(_FIELD_GRID[..., None, :] + PUSH_LENGTH * PUSH_DIRECTIONS)
+        costs = np.where(on_grid, push_costs(_FIELD_GRID, hard, soft, others), np.inf)
+        rows = np.clip(cells[..., 0], 0, _FIELD_GRID.shape[0] - 1)
+        columns = np.clip(cells[..., 1], 0, _FIELD_GRID.shape[1] - 1)
+        pushes = np.where(sub.inside(_FIELD_GRID.reshape(-1, 2)).reshape(_FIELD_GRID.shape[:2]), 0.0, np.inf)
+        for _ in range(_FIELD_GRID.shape[0] + _FIELD_GRID.shape[1]):
+            updated = np.minimum(pushes, (costs + pushes[rows, columns]).min(axis=-1))
+            if np.array_equal(updated, pushes):
+                break
+            pushes = updated
+        return cls(pushes, costs, (rows, columns))
+
+    def best_push(self, centre: np.ndarray) -> int | None:
+        """The push from ``centre``'s cell with the fewest pushes left after it (ties: lowest
+        index); ``None`` when none leads to the region."""
+        cell, _ = nearest_cell(centre)
+        row = int(np.clip(cell[0], 0, self.pushes.shape[0] - 1))
+        column = int(np.clip(cell[1], 0, self.pushes.shape[1] - 1))
+        rows, columns = self.targets
+        totals = self.costs[row, column] + self.pushes[rows[row, column], columns[row, column]]
+        return int(np.argmin(totals)) if np.isfinite(totals).any() else None
+
+
+class GreedyClevrExpert:
+    """A Markovian scripted expert: its push is a function of the goal and the ball positions.
+
+    ``act(info)`` reads ``goal``, ``ball_positions`` and ``start_positions`` (motion goals and
+    line-ups are defined from the start) and keeps no memory. It pursues the same sub-goals as
+    :class:`ClevrExpert`, the first one that does not hold yet, and takes the push of its ball
+    that leaves the fewest pushes to the sub-goal's region (:class:`PushField`, around the
+    other balls); ties go to the lowest direction index.
+    """
+
+    def act(self, info: dict[str, Any]) -> int:
+        goal: Goal = info["goal"]
+        positions = np.asarray(info["ball_positions"], dtype=np.float64)
+        start = np.asarray(info["start_positions"], dtype=np.float64)
+        plan = subgoals(goal, positions, start)
+        done = {s.ball for s in plan if _subgoal_holds(goal, s, positions)}
+        pending = [s for s in plan if s.ball not in done] or plan
+        anchors = {COLOURS.index(c) for c in anchor_balls(goal)}
+        for sub in pending:
+            fixed = sorted((anchors | done) - {sub.ball})
+            loose = sorted(set(range(len(COLOURS))) - set(fixed) - {sub.ball})
+            hard, soft = positions[fixed], positions[loose]
+            others = np.delete(positions, sub.ball, axis=0)
+            direction = PushField.build(sub, hard, soft, others).best_push(positions[sub.ball])
+            if direction is not None:
+                return sub.ball * N_DIRECTIONS + direction
+        sub = pending[0]
+        heading = sub.aims.mean(axis=0) - positions[sub.ball]
+        return sub.ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
