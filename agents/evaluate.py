@@ -128,7 +128,8 @@ def evaluate(
         pass_info: Also hand the policy the env's ``info``, which holds the simulator state:
             for scripted experts and oracles, never for a learner under test.
         env_kwargs: Further ``gym.make`` arguments (e.g. ``task`` for Meta-World).
-        num_envs: Envs stepped side by side (at most ``episodes`` are made).
+        num_envs: Envs stepped side by side (at most ``episodes`` are made). A policy that
+            remembers its episode (the A* expert) sees several interleaved: use 1 for it.
 
     Raises:
         ValueError: ``episodes < 1`` or ``num_envs < 1``; the env's own errors for a bad split
@@ -242,7 +243,9 @@ class D3rlpyPolicy:
     ``uint8 (N, 3, H, W)`` and the instruction's embedding ``float32 (N, D)``.
     """
 
-    def __init__(self, algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None):
+    def __init__(
+        self, algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None
+    ) -> None:
         self.algo = algo
         self.encoder = default_text_encoder() if text_encoder is None else text_encoder
         self.discrete = algo.get_action_type() == ActionSpace.DISCRETE

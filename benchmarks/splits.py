@@ -1,12 +1,14 @@
 """``vlgor bench splits``: success on each unseen-task split, with and without imagination.
 
 Paper §4 (Fig. 4, Fig. 6, Table 2). For every algorithm, data regime and seed, a d3rlpy
-learner trains on the real train-split dataset alone (*baseline*) or on real plus imagined
-rollouts at a fixed ratio in every batch (1:1 unless ``--ratio``; *+VLGOR* and its two
-ablations), then each of
-its last checkpoints is evaluated in the **real** env on the rephrasing, counterfactual and
-hard instructions. A run's figure is the mean over its last five checkpoints (as the paper
-does); the table gives mean ± std over seeds.
+learner trains on the real train-split dataset alone (*baseline*) or on real plus extra
+rollouts at a fixed ratio in every batch (1:1 unless ``--ratio``; *+VLGOR*, its two ablations
+and *Oracle*), then each of its checkpoints is evaluated in the **real** env on held-out start
+states of the train goals and on the rephrasing, counterfactual and hard instructions, each
+checkpoint on start states of its own (:mod:`benchmarks.split_evaluation`). A run's figure
+pools its last five checkpoints; a table cell gives the IQM over seeds and checkpoints with a
+95% bootstrap interval (rliable), per goal kind in the JSON, beside a uniform random policy
+and the scripted expert evaluated on the same episodes.
 
 Data regimes (imagined datasets written by :func:`vlgor_envs.imagination.rollouts.imagine`
 from counterfactual prompts, with the shipped imagination model):
@@ -16,7 +18,9 @@ from counterfactual prompts, with the shipped imagination model):
   and hard instructions;
 - ``wo_target``: as ``vlgor`` but counterfactual prompts edit only the behaviour
   (Table 2 "w/o target");
-- ``wo_behavior``: counterfactual prompts edit only the target (Table 2 "w/o behavior").
+- ``wo_behavior``: counterfactual prompts edit only the target (Table 2 "w/o behavior");
+- ``oracle``: + the scripted expert's real rollouts of +VLGOR's prompts, from the same start
+  states: what perfect imagination would give.
 
 As in the paper, only the first algorithm (BC) runs the two ablations unless ``--ablate all``.
 On CLEVR the imagined datasets keep only the rollouts that met their goal in imagination (the
