@@ -299,10 +299,18 @@ class ClevrExpert:
 
 
 def run_expert(
-    split: str, episodes: int, seed: int, image_size: int = 64, keep_frames: bool = False
+    split: str,
+    episodes: int,
+    seed: int,
+    image_size: int = 64,
+    keep_frames: bool = False,
+    markovian: bool = False,
 ) -> list[Episode]:
-    """Roll the expert out in ``VLGOR-CLEVR-v0``; episode ``i`` is seeded ``seed + i``."""
-    expert = ClevrExpert()
+    """Roll the expert out in ``VLGOR-CLEVR-v0``; episode ``i`` is seeded ``seed + i``.
+
+    ``markovian`` rolls :class:`GreedyClevrExpert` out instead of the A* :class:`ClevrExpert`.
+    """
+    expert = GreedyClevrExpert() if markovian else ClevrExpert()
     return roll_out(
         "VLGOR-CLEVR-v0",
         lambda _, info: expert.act(info),
