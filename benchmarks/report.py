@@ -14,6 +14,8 @@ from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"
+#: The documents whose measured tables ``make bench`` rewrites: the manual, and every figure.
+DOCUMENTS = (README, README.parent / "docs" / "RESULTS.md")
 
 
 def git_revision() -> str:
@@ -92,13 +94,17 @@ def load_result(name: str) -> dict[str, Any]:
     return result
 
 
-def replace_readme_section(name: str, markdown: str, readme: Path = README) -> None:
-    """Replace the text between ``<!-- bench:name -->`` and ``<!-- /bench:name -->``."""
-    text = readme.read_text()
+def replace_readme_section(name: str, markdown: str, readme: Path | None = None) -> None:
+    """Replace the text between ``<!-- bench:name -->`` and ``<!-- /bench:name -->`` in
+    ``readme``, or else in whichever of the README and ``docs/RESULTS.md`` holds the section."""
     pattern = re.compile(rf"(<!-- bench:{re.escape(name)} -->\n).*?(<!-- /bench:{re.escape(name)} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"README.md has no '<!-- bench:{name} -->' section to fill")
-    readme.write_text(pattern.sub(lambda m: m.group(1) + markdown.rstrip() + "\n" + m.group(2), text))
+    for document in (readme,) if readme else DOCUMENTS:
+        text = document.read_text()
+        if pattern.search(text):
+            filled = pattern.sub(lambda m: m.group(1) + markdown.rstrip() + "\n" + m.group(2), text)
+            document.write_text(filled)
+            return
+    raise ValueError(f"no '<!-- bench:{name} -->' section to fill in the README or docs/RESULTS.md")
 
 
 def provenance(result: dict[str, Any]) -> str:
