@@ -22,6 +22,8 @@
 
 from agents.encoder import (
     ENCODER_TYPE,
+    FILM_ENCODER_TYPE,
+    FilmEncoderFactory,
     VisionLanguageEncoder,
     VisionLanguageEncoderFactory,
     VisionLanguageEncoderWithAction,
@@ -36,7 +38,13 @@ from agents.evaluate import (
     d3rlpy_policy,
     evaluate,
 )
-from agents.registry import ALGORITHM_DEFAULTS, ALGORITHMS, make_algorithm, make_config
+from agents.registry import (
+    ALGORITHM_DEFAULTS,
+    ALGORITHMS,
+    learner_defaults,
+    make_algorithm,
+    make_config,
+)
 from agents.train import DEFAULT_ALGORITHMS, TrainResult, build_dataset, train
 
 __all__ = [
@@ -45,9 +53,11 @@ __all__ = [
     "DEFAULT_ALGORITHMS",
     "DEFAULT_EVAL_SEED",
     "ENCODER_TYPE",
+    "FILM_ENCODER_TYPE",
     "BatchPolicy",
     "D3rlpyPolicy",
     "EvaluationResult",
+    "FilmEncoderFactory",
     "Policy",
     "SplitEvaluator",
     "TrainResult",
@@ -57,6 +67,7 @@ __all__ = [
     "build_dataset",
     "d3rlpy_policy",
     "evaluate",
+    "learner_defaults",
     "make_algorithm",
     "make_config",
     "train",

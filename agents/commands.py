@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 import torch
 import tyro
+from d3rlpy.models.encoders import EncoderFactory
 
-from agents.encoder import VisionLanguageEncoderFactory
+from agents.encoder import ENCODERS
 from agents.evaluate import DEFAULT_EVAL_SEED
 from agents.train import LOG_FOLDER, train
 from vlgor_envs.data.collect import ENVS, default_dataset_id
@@ -41,8 +42,9 @@ class TrainArgs:
     """Seed of network initialisation and batch sampling."""
     batch_size: int = 128
     """Transitions per update (paper: 128)."""
-    learning_rate: float = 3e-4
-    """Adam's initial learning rate, cosine-annealed to 1e-6 over the run (paper: 3e-4)."""
+    learning_rate: float | None = None
+    """Adam's initial learning rate, cosine-annealed to 1e-6 over the run; default the env's
+    (1e-3 on CLEVR, the paper's 3e-4 on Meta-World)."""
     eval_split: Literal["train", "rephrasing", "counterfactual", "hard"] | None = None
     """Evaluate the policy in the real env on this split; default no evaluation."""
     eval_every: int | None = None
@@ -55,8 +57,12 @@ class TrainArgs:
     """Steps between model_<step>.d3 checkpoints; default none (only the final model.d3)."""
     algo_kwargs: tuple[str, ...] = ()
     """Further d3rlpy config fields as KEY=VALUE, VALUE read as JSON (e.g. `alpha=5.0 gamma=0.9`)."""
-    random_shift: int = 4
-    """Largest shift, in pixels, of the training images (0: none; acting is never shifted)."""
+    encoder: Literal["default", "film", "paper"] = "default"
+    """Policy network: the FiLM keypoint network, the paper's (App. A.1), or the env's default
+    (FiLM on CLEVR, the paper's on Meta-World)."""
+    random_shift: int | None = None
+    """Largest shift, in pixels, of the training images (0: none; acting is never shifted);
+    default the network's (film 0, paper 4)."""
     device: str = "cpu:0"
     """Torch device, e.g. `cuda:0`."""
     overwrite: bool = False
@@ -79,6 +85,15 @@ def parse_algo_kwargs(items: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             parsed[key] = value
     return parsed
+
+
+def network_encoder(args: TrainArgs) -> EncoderFactory | None:
+    """The encoder factory ``args`` ask for; ``None`` leaves the env's default to ``train``."""
+    if args.encoder == "default" and args.random_shift is None:
+        return None
+    name = args.encoder if args.encoder != "default" else ("film" if args.env == "clevr" else "paper")
+    factory = ENCODERS[name]
+    return factory() if args.random_shift is None else factory(random_shift=args.random_shift)
 
 
 def train_command(args: tyro.conf.OmitArgPrefixes[TrainArgs]) -> None:
@@ -105,7 +120,7 @@ def train_command(args: tyro.conf.OmitArgPrefixes[TrainArgs]) -> None:
         overwrite=args.overwrite,
         progress=args.progress,
         algo_kwargs=parse_algo_kwargs(args.algo_kwargs),
-        network_encoder=VisionLanguageEncoderFactory(random_shift=args.random_shift),
+        network_encoder=network_encoder(args),
     )
     print(f"trained {result.config['algo']} for {args.steps} steps; model: {result.model}")
     print(f"config: {result.run_dir / 'config.json'}; d3rlpy logs: {result.run_dir / LOG_FOLDER}")

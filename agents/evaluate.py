@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
 from vlgor_envs.data.collect import ENVS
-from vlgor_envs.language import Goal, goal_kind
-from vlgor_envs.language.encoder import InstructionEncoder, default_text_encoder
+from vlgor_envs.language import Goal, goal_kind, instruction_encoder
+from vlgor_envs.language.encoder import InstructionEncoder
 
 __all__ = [
     "DEFAULT_EVAL_SEED",
@@ -244,10 +244,20 @@ class D3rlpyPolicy:
     """
 
     def __init__(
-        self, algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None
+        self,
+        algo: QLearningAlgoBase[Any, Any],
+        text_encoder: InstructionEncoder | None = None,
+        env: str | None = None,
     ) -> None:
         self.algo = algo
-        self.encoder = default_text_encoder() if text_encoder is None else text_encoder
+        self.encoder = instruction_encoder(env) if text_encoder is None else text_encoder
+        if algo.impl is not None:
+            wanted = int(algo.impl.observation_shape[1][0])
+            if wanted != self.encoder.dim:
+                raise ValueError(
+                    f"the learner takes {wanted}-wide instruction features but {self.encoder!r} gives "
+                    f"{self.encoder.dim}; pass the env it was trained in (env=) or its text_encoder"
+                )
         self.discrete = algo.get_action_type() == ActionSpace.DISCRETE
         self._embeddings: dict[str, np.ndarray] = {}
 
@@ -270,20 +280,24 @@ class D3rlpyPolicy:
 
 
 def d3rlpy_policy(
-    algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None
+    algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None, env: str | None = None
 ) -> D3rlpyPolicy:
     """A :class:`BatchPolicy` that acts with a (trained) d3rlpy learner's greedy ``predict``.
 
     Args:
         algo: A learner with built networks (after ``fit`` or ``d3rlpy.load_learnable``).
-        text_encoder: The encoder the training data was embedded with; default the shared
-            MiniLM-L6 one, as ``to_d3rlpy`` uses.
+        text_encoder: The encoder the training data was embedded with; default the one
+            ``to_d3rlpy`` uses for ``env``'s data (:func:`vlgor_envs.language.instruction_encoder`).
+        env: The env the learner was trained in (a name or Gymnasium id).
+
+    Raises:
+        ValueError: The encoder's width is not the learner's.
 
     Returns:
         Called on one observation dict it returns an ``int`` (discrete learners) or a
         ``float32 (A,)`` array; ``act_batch`` does the same for a list in one call.
     """
-    return D3rlpyPolicy(algo, text_encoder)
+    return D3rlpyPolicy(algo, text_encoder, env)
 
 
 class SplitEvaluator:
@@ -321,7 +335,7 @@ class SplitEvaluator:
 
     def __call__(self, algo: Any, dataset: ReplayBufferBase) -> float:
         result = evaluate(
-            d3rlpy_policy(algo, self.text_encoder),
+            d3rlpy_policy(algo, self.text_encoder, self.env_id),
             self.env_id,
             self.split,
             self.episodes,

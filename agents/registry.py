@@ -35,14 +35,18 @@ from d3rlpy.models.encoders import EncoderFactory
 from d3rlpy.optimizers import AdamFactory
 from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
 
-from agents.encoder import VisionLanguageEncoderFactory
+from agents.encoder import FilmEncoderFactory, VisionLanguageEncoderFactory
 
 __all__ = [
     "ALGORITHMS",
     "ALGORITHM_DEFAULTS",
+    "ENV_LEARNER_DEFAULTS",
     "MIN_TARGET_SYNCS",
+    "PAPER_DEFAULTS",
     "ActionKind",
+    "LearnerDefaults",
     "action_kind_of",
+    "learner_defaults",
     "make_algorithm",
     "make_config",
 ]
@@ -76,6 +80,29 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     # KALM's CLEVR script: the conservative penalty at 10 (d3rlpy's default is 1).
     "DiscreteCQL": {"alpha": 10.0},
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerDefaults:
+    """What a named algorithm gets in an env unless the caller says otherwise."""
+
+    encoder: type[EncoderFactory]
+    learning_rate: float
+
+
+#: The paper's network and Adam rate (App. A.2).
+PAPER_DEFAULTS = LearnerDefaults(VisionLanguageEncoderFactory, 3e-4)
+#: Per Gymnasium id. On CLEVR the paper's network stays near chance on its own train goals
+#: after a CPU budget of updates; the FiLM keypoint network at 1e-3 learns them
+#: (``benchmarks/learner_pilot.py``).
+ENV_LEARNER_DEFAULTS: dict[str, LearnerDefaults] = {
+    "VLGOR-CLEVR-v0": LearnerDefaults(FilmEncoderFactory, 1e-3),
+}
+
+
+def learner_defaults(env_id: str | None) -> LearnerDefaults:
+    """The encoder and learning rate a learner trained on ``env_id``'s data gets by default."""
+    return ENV_LEARNER_DEFAULTS.get(env_id or "", PAPER_DEFAULTS)
 
 
 def _discover() -> tuple[dict[str, type[LearnableConfig]], dict[str, ActionKind]]:

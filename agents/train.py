@@ -38,7 +38,7 @@ from d3rlpy.models.encoders import EncoderFactory
 from gymnasium import spaces
 
 from agents.evaluate import DEFAULT_EVAL_SEED, EvaluationResult, SplitEvaluator, env_id_of
-from agents.registry import ActionKind, make_algorithm, make_config
+from agents.registry import ActionKind, learner_defaults, make_algorithm, make_config
 from vlgor_envs.data.collect import datasets_root, list_datasets
 from vlgor_envs.data.d3rlpy_bridge import batch_counts, mix_datasets, to_d3rlpy
 from vlgor_envs.language.encoder import InstructionEncoder
@@ -177,7 +177,7 @@ def train(
     eval_env: str | None = None,
     save_every: int | None = None,
     batch_size: int = 128,
-    learning_rate: float = 3e-4,
+    learning_rate: float | None = None,
     device: str = "cpu:0",
     overwrite: bool = False,
     progress: bool = True,
@@ -212,7 +212,8 @@ def train(
             the real datasets were collected in, at their image size.
         save_every: Steps between ``model_<step>.d3`` checkpoints; default none.
         batch_size: Transitions per update (paper: 128).
-        learning_rate: Adam's initial rate, cosine-annealed to 1e-6 (paper: 3e-4).
+        learning_rate: Adam's initial rate, cosine-annealed to 1e-6; default the env's
+            (:func:`agents.registry.learner_defaults`: 1e-3 on CLEVR, the paper's 3e-4 elsewhere).
         device: Torch device of the learner.
         overwrite: Replace an existing run in ``run_dir`` (one with a ``config.json``).
         progress: Show d3rlpy's progress bar.
@@ -220,8 +221,9 @@ def train(
             evaluating, a row per evaluation).
         text_encoder: Instruction embedder for the data and evaluation; default MiniLM-L6.
         algo_kwargs: Further d3rlpy config fields (``{"alpha": 5.0}``).
-        network_encoder: The encoder of every network of a named algorithm; default the paper's
-            (``VisionLanguageEncoderFactory(random_shift=0)`` trains without image shifts).
+        network_encoder: The encoder of every network of a named algorithm; default the env's
+            (:func:`agents.registry.learner_defaults`: the FiLM keypoint network on CLEVR, the
+            paper's ``VisionLanguageEncoderFactory`` elsewhere).
         logger_adapter: d3rlpy logger; default files in ``run_dir/d3rlpy``.
 
     Raises:
@@ -267,13 +269,15 @@ def train(
     )
     # Before converting the data, so that a bad name or field fails at once.
     chosen = DEFAULT_ALGORITHMS[action_space] if algo is None else algo
+    defaults = learner_defaults(env_id)
+    learning_rate = defaults.learning_rate if learning_rate is None else learning_rate
     algo_config = make_config(
         chosen,
         action_space,
         steps,
         batch_size,
         learning_rate,
-        network_encoder=network_encoder,
+        network_encoder=network_encoder or defaults.encoder(),
         **dict(algo_kwargs or {}),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 import matplotlib
 
@@ -13,7 +14,7 @@ import numpy as np
 import tyro
 
 from benchmarks.report import RESULTS_DIR, load_result, markdown_table, provenance, write_result
-from vlgor_envs.clevr.expert import run_expert
+from vlgor_envs.clevr.expert import DEFAULT_EXPERT, run_expert
 from vlgor_envs.language.clevr import SPLITS, goal_kind
 
 NAME = "clevr_expert"
@@ -25,15 +26,15 @@ class Args:
     """Episodes per split."""
     seed: int = 20_000
     """Episode i of every split is seeded seed + i."""
-    markovian: bool = False
-    """Measure the Markovian `GreedyClevrExpert` instead of the A* expert (written to
-    `clevr_expert_markovian.json`, without a chart)."""
+    expert: Literal["astar", "field", "steering"] = DEFAULT_EXPERT
+    """Which expert of `vlgor_envs.clevr.expert.EXPERTS`; the datasets' default expert
+    writes `clevr_expert.json` and its chart, another one `clevr_expert_<name>.json`."""
 
 
 def measure(args: Args) -> dict[str, dict[str, float]]:
     figures: dict[str, dict[str, float]] = {}
     for split in SPLITS:
-        episodes = run_expert(split, args.episodes, args.seed, markovian=args.markovian)
+        episodes = run_expert(split, args.episodes, args.seed, expert_name=args.expert)
         by_kind: dict[str, list[bool]] = defaultdict(list)
         for episode in episodes:
             by_kind[goal_kind(episode.goal)].append(episode.success)
@@ -80,8 +81,9 @@ def readme_table() -> str:
 
 def main(args: Args) -> None:
     figures = measure(args)
-    write_result(f"{NAME}_markovian" if args.markovian else NAME, args, figures)
-    if not args.markovian:
+    is_default = args.expert == DEFAULT_EXPERT
+    write_result(NAME if is_default else f"{NAME}_{args.expert}", args, figures)
+    if is_default:
         plot(figures)
 
 

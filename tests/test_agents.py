@@ -30,16 +30,19 @@ import agents
 from agents import (
     ALGORITHMS,
     ENCODER_TYPE,
+    FILM_ENCODER_TYPE,
+    FilmEncoderFactory,
     VisionLanguageEncoderFactory,
     build_dataset,
     d3rlpy_policy,
     evaluate,
+    learner_defaults,
     make_algorithm,
     make_config,
     train,
 )
 from agents.commands import train_command
-from agents.encoder import random_shift
+from agents.encoder import FiLM, random_shift, spatial_softmax
 from vlgor_envs.clevr.expert import ClevrExpert
 from vlgor_envs.data import collect
 from vlgor_envs.data.d3rlpy_bridge import MixedDataset, to_d3rlpy
@@ -201,6 +204,47 @@ def test_encoder_with_action_shapes() -> None:
 
 def test_encoder_is_registered_with_d3rlpy() -> None:
     assert CONFIG_STORAGE[EncoderFactory].config_list[ENCODER_TYPE] is VisionLanguageEncoderFactory
+    assert CONFIG_STORAGE[EncoderFactory].config_list[FILM_ENCODER_TYPE] is FilmEncoderFactory
+
+
+def test_spatial_softmax_finds_a_lit_pixel() -> None:
+    maps = torch.zeros(1, 2, 5, 9)
+    maps[0, 0, 4, 0] = 100.0  # bottom-left corner
+    maps[0, 1, 2, 4] = 100.0  # the centre
+    np.testing.assert_allclose(spatial_softmax(maps).numpy(), [[-1.0, 1.0, 0.0, 0.0]], atol=1e-4)
+
+
+def test_film_starts_as_the_identity_and_is_conditioned() -> None:
+    film = FiLM(4, 3)
+    x, condition = torch.randn(2, 3, 5, 5), torch.randn(2, 4)
+    torch.testing.assert_close(film(x, condition), x)
+    nn.init.normal_(film.affine.weight)
+    assert not torch.allclose(film(x, condition), film(x, -condition))
+
+
+def test_film_encoder_shapes_and_instruction_use() -> None:
+    torch.manual_seed(0)
+    factory = FilmEncoderFactory(feature_size=64)
+    shape = [(3, 64, 64), (2304,)]
+    network = factory.create(shape).eval()
+    image = torch.rand(3, 3, 64, 64) * 255
+    text = torch.randn(3, 2304)
+    assert network([image, text]).shape == (3, 64)
+    # 32 keypoints (x, y) from a 32x32 map beside the 128-wide text feature.
+    assert network.trunk.output_size == 2 * 32 + 128
+    nn.init.normal_(network.trunk.film.affine.weight)
+    assert not torch.allclose(network([image, text]), network([image, -text]))
+    discrete = factory.create_with_action(shape, 40, discrete_action=True)
+    assert discrete([image, text], torch.tensor([[0], [7], [39]])).shape == (3, 64)
+    with pytest.raises(ValueError, match="too small for the FiLM encoder"):
+        factory.create([(3, 2, 2), (8,)])
+
+
+def test_learner_defaults_per_env() -> None:
+    clevr = learner_defaults("VLGOR-CLEVR-v0")
+    assert clevr.encoder is FilmEncoderFactory and clevr.learning_rate == 1e-3
+    paper = learner_defaults("VLGOR-MetaWorld-v0")
+    assert paper.encoder is VisionLanguageEncoderFactory and paper.learning_rate == 3e-4
 
 
 def test_continuous_learners_fit_with_the_encoder() -> None:
@@ -540,6 +584,8 @@ def test_cli_trains_at_tiny_size(
     config = json.loads((run_dir / "config.json").read_text())
     params = config["algorithm_config"]["params"]
     assert config["imagined"] == [NOISY_ID] and params["beta"] == 0.25
+    # CLEVR's default network (FiLM keypoints) and rate, with the shift asked for.
+    assert params["encoder_factory"]["type"] == FILM_ENCODER_TYPE and params["learning_rate"] == 1e-3
     assert params["encoder_factory"]["params"]["random_shift"] == 2
 
     # The same run_dir again is refused (in this process: a second start costs 10 s of imports).

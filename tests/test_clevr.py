@@ -8,11 +8,14 @@ import pytest
 import vlgor_envs  # noqa: F401
 from vlgor_envs.clevr.env import N_DIRECTIONS, PUSH_DIRECTIONS, ClevrRobotEnv
 from vlgor_envs.clevr.expert import (
+    EXPERTS,
     ClevrExpert,
-    GreedyClevrExpert,
     PushField,
+    SteeringClevrExpert,
+    make_expert,
     nearest_cell,
     run_expert,
+    steering_heading,
     subgoals,
 )
 from vlgor_envs.clevr.predicates import (
@@ -187,8 +190,9 @@ def test_expert_is_deterministic_and_starts_afresh_each_episode() -> None:
     env.close()
 
 
-def test_greedy_expert_is_markovian_and_succeeds() -> None:
-    expert = GreedyClevrExpert()
+@pytest.mark.parametrize("name", ["field", "steering"])
+def test_markovian_experts_succeed_and_keep_no_memory(name: str) -> None:
+    expert = make_expert(name)
     episodes = roll_out("VLGOR-CLEVR-v0", lambda _, info: expert.act(info), 20, 10_000, split="train")
     assert np.mean([e.success for e in episodes]) >= 0.9
     # Its push depends on the goal and positions only: no memory, one answer per state.
@@ -196,10 +200,10 @@ def test_greedy_expert_is_markovian_and_succeeds() -> None:
     _, info = env.reset(seed=5)
     for action in (3, 17, 30):
         _, _, _, _, info = env.step(action)
-    seen = GreedyClevrExpert()
+    seen = make_expert(name)
     for _ in range(3):
         seen.act(info)
-    assert seen.act(info) == GreedyClevrExpert().act(dict(info))
+    assert seen.act(info) == make_expert(name).act(dict(info))
     env.close()
 
 
@@ -213,3 +217,28 @@ def test_push_field_counts_pushes_around_anchors() -> None:
     assert push is not None and PUSH_DIRECTIONS[push][0] <= 0.8  # never straight into the anchor
     (row, column), _ = nearest_cell(positions[1])
     assert 6 <= field.pushes[row, column] < 20
+
+
+@pytest.mark.parametrize(("split", "least"), [("train", 0.95), ("counterfactual", 0.95)])
+def test_steering_expert_succeeds_at_fixed_seeds(split: str, least: float) -> None:
+    episodes = run_expert(split, 40, 30_000, expert_name="steering")
+    assert np.mean([e.success for e in episodes]) >= least
+
+
+def test_steering_circles_the_anchor_then_heads_in() -> None:
+    left = np.array([-1.0, 0.0])
+    # Target on the wrong side (right of the anchor): it goes round, never at the anchor.
+    offset = np.array([0.4, 0.05])
+    heading = steering_heading(offset, left)
+    toward_anchor = heading @ -offset / (np.linalg.norm(heading) * np.linalg.norm(offset))
+    assert toward_anchor < 0.2
+    assert heading[1] > 0  # the short way round, over the top
+    # Within the cone: straight for the aim point 0.3 left of the anchor.
+    np.testing.assert_allclose(steering_heading(np.array([-0.6, 0.0]), left), [0.3, 0.0])
+
+
+def test_experts_by_name() -> None:
+    assert isinstance(make_expert("steering"), SteeringClevrExpert)
+    assert set(EXPERTS) == {"astar", "field", "steering"}
+    with pytest.raises(ValueError, match="unknown CLEVR expert 'x'; choose one of astar, field, steering"):
+        make_expert("x")

@@ -10,9 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.instruction_probe import probe, relation_goals
+from vlgor_envs.language.clevr import COLOURS
 from vlgor_envs.language.encoder import (
     EMBEDDING_DIM,
     InstructionEncoder,
+    KeywordSlotEncoder,
     TextEncoder,
     default_text_encoder,
     model_dir,
@@ -154,3 +157,38 @@ def test_pickling_keeps_the_arguments_not_the_model() -> None:
     payload = pickle.dumps(encoder)
     assert len(payload) < 10_000
     assert pickle.loads(payload) is encoder
+
+
+# ----------------------------------------------------------------------------- keyword slots
+
+
+@pytest.fixture(scope="module")
+def slots() -> KeywordSlotEncoder:
+    return KeywordSlotEncoder(COLOURS)
+
+
+def test_keyword_slots_keep_each_colours_role(slots: KeywordSlotEncoder) -> None:
+    dim = EMBEDDING_DIM
+    assert slots.dim == 6 * dim and slots.encode(INSTRUCTION).shape == (6 * dim,)
+    one = slots.encode(INSTRUCTION).reshape(6, dim)
+    swapped = slots.encode("move the blue ball to the left of the red ball").reshape(6, dim)
+    red, blue, green = (COLOURS.index(c) for c in ("red", "blue", "green"))
+    assert not one[green].any()  # an absent colour leaves its slot empty
+    # The red token's state differs as target and as anchor (the probe below reads the roles).
+    assert np.linalg.norm(one[red] - swapped[red]) > 1.0 and np.linalg.norm(one[blue] - swapped[blue]) > 1.0
+    assert slots.encode([INSTRUCTION, UNRELATED]).shape == (2, 6 * dim)
+    # "cyan" is two WordPiece tokens; its slot is still filled.
+    assert slots.encode("move the cyan ball behind the red ball").reshape(6, dim)[COLOURS.index("cyan")].any()
+
+
+def test_keyword_slots_reject_empty_keywords() -> None:
+    with pytest.raises(ValueError, match="keywords must be non-empty words"):
+        KeywordSlotEncoder(["red", " "])
+
+
+def test_keyword_slot_probe_reads_roles_from_unseen_wordings(slots: KeywordSlotEncoder) -> None:
+    fit, held_out = relation_goals("train"), relation_goals("rephrasing")
+    assert not {g.template for g in fit} & {g.template for g in held_out}
+    scores = probe(slots, fit, held_out)
+    assert scores["target"] >= 0.9 and scores["anchor"] >= 0.9
+    assert scores["all_three"] > probe(default_text_encoder(), fit, held_out)["all_three"] + 0.3

@@ -1,6 +1,14 @@
-"""Scripted CLEVR-Robot expert: plans pushes from the state with A* and replans every step.
+"""Scripted CLEVR-Robot experts (:data:`EXPERTS`); the datasets use :data:`DEFAULT_EXPERT`.
 
-A goal is split into sub-goals for one ball each (a relational clause, a motion, a place
+- ``steering`` (:class:`SteeringClevrExpert`, the default): a push that is a smooth function
+  of the target's offset from its anchor; what a learner can imitate (see
+  ``benchmarks/expert_imitability.py``).
+- ``field`` (:class:`GreedyClevrExpert`): the push that leaves the fewest pushes in a
+  push-count field over the arena; Markovian but jagged.
+- ``astar`` (:class:`ClevrExpert`): plans with A* and replans every step, with a memory of
+  where the balls have been; the most successful on the hard split, the least imitable.
+
+The A* expert: a goal is split into sub-goals for one ball each (a relational clause, a motion, a place
 next to the gathering anchor, a slot in the row). The active sub-goal is the first one that
 does not hold yet; A* searches sequences of pushes of that ball, predicting each push as a
 move of :data:`PUSH_LENGTH` and treating the other balls as obstacles, and the expert takes
@@ -14,7 +22,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -50,6 +58,8 @@ _BUMP_COST = 4.0
 _REVISIT_COST = 3.0
 _REVISIT_RADIUS = 0.03
 _ROW_SPACING = 0.3
+#: The expert of :data:`EXPERTS` that the datasets are collected with.
+DEFAULT_EXPERT: Literal["astar", "field", "steering"] = "steering"
 
 
 @dataclass(frozen=True)
@@ -293,9 +303,13 @@ class ClevrExpert:
             if direction is not None:
                 return sub.ball * N_DIRECTIONS + direction
         # No plan at all: push the first ball straight at its region.
-        sub = pending[0]
-        heading = sub.aims.mean(axis=0) - positions[sub.ball]
-        return sub.ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
+        return _push_at_region(pending[0], positions)
+
+
+def _push_at_region(sub: SubGoal, positions: np.ndarray) -> int:
+    """Push a sub-goal's ball straight at its region's aims (when no plan is found)."""
+    heading = sub.aims.mean(axis=0) - positions[sub.ball]
+    return sub.ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
 
 
 def run_expert(
@@ -304,13 +318,11 @@ def run_expert(
     seed: int,
     image_size: int = 64,
     keep_frames: bool = False,
-    markovian: bool = False,
+    expert_name: str = DEFAULT_EXPERT,
 ) -> list[Episode]:
-    """Roll the expert out in ``VLGOR-CLEVR-v0``; episode ``i`` is seeded ``seed + i``.
-
-    ``markovian`` rolls :class:`GreedyClevrExpert` out instead of the A* :class:`ClevrExpert`.
-    """
-    expert = GreedyClevrExpert() if markovian else ClevrExpert()
+    """Roll an expert of :data:`EXPERTS` out in ``VLGOR-CLEVR-v0``; episode ``i`` is seeded
+    ``seed + i``."""
+    expert = make_expert(expert_name)
     return roll_out(
         "VLGOR-CLEVR-v0",
         lambda _, info: expert.act(info),
@@ -441,6 +453,84 @@ class GreedyClevrExpert:
             direction = PushField.build(sub, hard, soft, others).best_push(positions[sub.ball])
             if direction is not None:
                 return sub.ball * N_DIRECTIONS + direction
-        sub = pending[0]
-        heading = sub.aims.mean(axis=0) - positions[sub.ball]
-        return sub.ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
+        return _push_at_region(pending[0], positions)
+
+
+#: :class:`SteeringClevrExpert` circles the anchor at this centre distance (the relation
+#: holds within 0.39, and balls touch at 0.26) ...
+ORBIT_RADIUS = 0.36
+#: ... until the target is within this angle (degrees) of the relation's direction, then
+#: heads for the point at this distance from the anchor along the relation's direction.
+ORBIT_ANGLE = 30.0
+AIM_RADIUS = 0.30
+
+
+def steering_heading(offset: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Where to push a target at ``offset`` from its anchor so it ends up ``direction`` of it.
+
+    Outside the :data:`ORBIT_ANGLE` cone the target circles the anchor the short way round
+    (tangent, plus a pull back to :data:`ORBIT_RADIUS`), so it never pushes the anchor; inside
+    it heads straight for the aim point. A smooth function of the offset alone.
+    """
+    radius = float(np.hypot(*offset))
+    unit = offset / max(radius, 1e-9)
+    if unit @ direction >= np.cos(np.radians(ORBIT_ANGLE)):
+        return AIM_RADIUS * direction - offset
+    turn = 1.0 if unit[0] * direction[1] - unit[1] * direction[0] >= 0 else -1.0
+    tangent = turn * np.array([-unit[1], unit[0]])
+    return tangent + 3.0 * (ORBIT_RADIUS - radius) * unit
+
+
+class SteeringClevrExpert:
+    """A Markovian expert whose push is a smooth function of two balls and the goal.
+
+    For a relational clause it pushes the target along :func:`steering_heading` of its offset
+    from the anchor (the nearest of the eight directions; ties to the lowest index); for a
+    motion it pushes the ball along the motion's direction. Other balls are ignored: a push
+    shoves them aside. Clauses are taken in order, the first that does not hold. Gathering
+    and line-ups, which involve every ball, fall back to :class:`GreedyClevrExpert`. It keeps
+    no memory, so what a policy must learn is "which two balls, and where is one from the
+    other".
+    """
+
+    def __init__(self) -> None:
+        self._fallback = GreedyClevrExpert()
+
+    def act(self, info: dict[str, Any]) -> int:
+        goal: Goal = info["goal"]
+        kind = goal_kind(goal)
+        if kind in ("gather", "line_up"):
+            return self._fallback.act(info)
+        positions = np.asarray(info["ball_positions"], dtype=np.float64)
+        if kind == "motion":
+            ball = COLOURS.index(goal.target)
+            heading = np.asarray(DIRECTION_VECTORS[goal.behavior.split(":")[1]])
+            return ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
+        clauses = relation_clauses(goal)
+        pending = [c for c in clauses if not _clause_holds(c, positions)] or clauses
+        target, relation, anchor = pending[0]
+        ball = COLOURS.index(target)
+        offset = positions[ball] - positions[COLOURS.index(anchor)]
+        heading = steering_heading(offset, np.asarray(DIRECTION_VECTORS[relation]))
+        return ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
+
+
+def _clause_holds(clause: tuple[str, str, str], positions: np.ndarray) -> bool:
+    target, relation, anchor = clause
+    offset = positions[COLOURS.index(target)] - positions[COLOURS.index(anchor)]
+    return distance_to_sector(offset, np.asarray(DIRECTION_VECTORS[relation]), RELATION_DISTANCE) == 0.0
+
+
+#: The CLEVR experts by name.
+EXPERTS: dict[str, type[ClevrExpert] | type[GreedyClevrExpert] | type[SteeringClevrExpert]] = {
+    "astar": ClevrExpert,
+    "field": GreedyClevrExpert,
+    "steering": SteeringClevrExpert,
+}
+
+
+def make_expert(name: str) -> ClevrExpert | GreedyClevrExpert | SteeringClevrExpert:
+    """A fresh expert of :data:`EXPERTS`."""
+    if name not in EXPERTS:
+        raise ValueError(f"unknown CLEVR expert {name!r}; choose one of {', '.join(EXPERTS)}")
+    return EXPERTS[name]()

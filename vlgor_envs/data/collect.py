@@ -54,7 +54,7 @@ from vlgor_envs.language.goal import Goal
 
 #: Collectable envs: name -> (Gymnasium id, scripted expert as ``module:Class``).
 ENVS: dict[str, tuple[str, str]] = {
-    "clevr": ("VLGOR-CLEVR-v0", "vlgor_envs.clevr.expert:ClevrExpert"),
+    "clevr": ("VLGOR-CLEVR-v0", "vlgor_envs.clevr.expert:SteeringClevrExpert"),
     "metaworld": ("VLGOR-MetaWorld-v0", "vlgor_envs.metaworld.expert:MetaWorldExpert"),
 }
 #: The ``info`` entry recorded per step as ``infos["object_state"]`` (flattened float32):

@@ -61,7 +61,8 @@ from d3rlpy.dataset.components import EpisodeBase
 from d3rlpy.types import Observation
 from gymnasium import spaces
 
-from vlgor_envs.language.encoder import InstructionEncoder, TextEncoder, default_text_encoder
+from vlgor_envs.language import instruction_encoder
+from vlgor_envs.language.encoder import InstructionEncoder, TextEncoder
 
 __all__ = ["MixedDataset", "mix_datasets", "to_d3rlpy"]
 
@@ -247,8 +248,11 @@ def _buffer_kwargs(converted: _Converted) -> dict[str, Any]:
     }
 
 
-def _encoder(text_encoder: InstructionEncoder | None) -> InstructionEncoder:
-    return default_text_encoder() if text_encoder is None else text_encoder
+def _encoder(text_encoder: InstructionEncoder | None, dataset: minari.MinariDataset) -> InstructionEncoder:
+    """``text_encoder``, or the instruction feature of the env the dataset was made in."""
+    if text_encoder is not None:
+        return text_encoder
+    return instruction_encoder(dataset.env_spec.id if dataset.env_spec is not None else None)
 
 
 def to_d3rlpy(dataset_or_id: DatasetLike, text_encoder: InstructionEncoder | None = None) -> ReplayBuffer:
@@ -257,8 +261,9 @@ def to_d3rlpy(dataset_or_id: DatasetLike, text_encoder: InstructionEncoder | Non
     Args:
         dataset_or_id: A loaded ``minari.MinariDataset`` or a local dataset id such as
             ``"vlgor/clevr/real-train-v0"``.
-        text_encoder: Embeds each instruction (``encode(str) -> (D,)``); default the shared
-            MiniLM-L6 :func:`~vlgor_envs.language.default_text_encoder`.
+        text_encoder: Embeds each instruction (``encode(str) -> (D,)``); default the feature
+            of the dataset's env, :func:`~vlgor_envs.language.instruction_encoder` (CLEVR's
+            colour slots, else the MiniLM-L6 sentence embedding).
 
     Returns:
         A d3rlpy ``ReplayBuffer`` (``MDPDataset``'s base; ``algo.fit`` takes it) with
@@ -274,7 +279,8 @@ def to_d3rlpy(dataset_or_id: DatasetLike, text_encoder: InstructionEncoder | Non
             empty dataset, or an episode that is neither terminated nor truncated.
         TypeError: ``dataset_or_id`` is neither a dataset nor a string.
     """
-    converted = _convert(_load(dataset_or_id), _Embedder(_encoder(text_encoder)))
+    dataset = _load(dataset_or_id)
+    converted = _convert(dataset, _Embedder(_encoder(text_encoder, dataset)))
     return ReplayBuffer(InfiniteBuffer(), episodes=converted.episodes, **_buffer_kwargs(converted))
 
 
@@ -406,7 +412,7 @@ def mix_datasets(
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not (0 < weight < float("inf")):
             raise ValueError(f"source weights must be positive finite numbers, got {weights}")
     datasets = [_load(dataset) for dataset, _ in sources]
-    embedder = _Embedder(_encoder(text_encoder))
+    embedder = _Embedder(_encoder(text_encoder, datasets[0]))
     parts = [_convert(dataset, embedder) for dataset in datasets]
     first = parts[0]
     for part in parts[1:]:
