@@ -88,15 +88,21 @@ class LearnerDefaults:
 
     encoder: type[EncoderFactory]
     learning_rate: float
+    anneal: bool = True
+    """Cosine-anneal the rate to 1e-6 over the run (else it stays constant)."""
+
+    def min_learning_rate(self, learning_rate: float) -> float:
+        """Where the schedule of a run started at ``learning_rate`` ends."""
+        return 1e-6 if self.anneal else learning_rate
 
 
-#: The paper's network and Adam rate (App. A.2).
+#: The paper's network and Adam rate, cosine-annealed (App. A.2).
 PAPER_DEFAULTS = LearnerDefaults(VisionLanguageEncoderFactory, 3e-4)
 #: Per Gymnasium id. On CLEVR the paper's network stays near chance on its own train goals
-#: after a CPU budget of updates; the FiLM keypoint network at 1e-3 learns them
-#: (``benchmarks/learner_pilot.py``).
+#: after a CPU budget of updates; the FiLM keypoint network at a constant 1e-3 learns them
+#: (annealed, the same run succeeded half as often; ``benchmarks/bc_pixels_pilot.py``).
 ENV_LEARNER_DEFAULTS: dict[str, LearnerDefaults] = {
-    "VLGOR-CLEVR-v0": LearnerDefaults(FilmEncoderFactory, 1e-3),
+    "VLGOR-CLEVR-v0": LearnerDefaults(FilmEncoderFactory, 1e-3, anneal=False),
 }
 
 

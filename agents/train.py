@@ -212,8 +212,8 @@ def train(
             the real datasets were collected in, at their image size.
         save_every: Steps between ``model_<step>.d3`` checkpoints; default none.
         batch_size: Transitions per update (paper: 128).
-        learning_rate: Adam's initial rate, cosine-annealed to 1e-6; default the env's
-            (:func:`agents.registry.learner_defaults`: 1e-3 on CLEVR, the paper's 3e-4 elsewhere).
+        learning_rate: Adam's initial rate; default the env's (:func:`agents.registry.learner_defaults`:
+            a constant 1e-3 on CLEVR, elsewhere the paper's 3e-4 cosine-annealed to 1e-6).
         device: Torch device of the learner.
         overwrite: Replace an existing run in ``run_dir`` (one with a ``config.json``).
         progress: Show d3rlpy's progress bar.
@@ -277,6 +277,7 @@ def train(
         steps,
         batch_size,
         learning_rate,
+        defaults.min_learning_rate(learning_rate),
         network_encoder=network_encoder or defaults.encoder(),
         **dict(algo_kwargs or {}),
     )

@@ -10,11 +10,13 @@ from benchmarks import (
     clevr_throughput,
     data_conversion,
     evaluation_throughput,
+    expert_imitability,
     imagination_fidelity,
     imagination_gpu,
     imagination_sample_efficiency,
     imagination_throughput,
     imagined_replay,
+    instruction_probe,
     metaworld_expert,
     metaworld_throughput,
     model_card,
@@ -34,6 +36,7 @@ def main() -> None:
     imagination_throughput.main(imagination_throughput.Args())
     next_action_predictability.main(next_action_predictability.Args())
     evaluation_throughput.main(evaluation_throughput.Args())
+    instruction_probe.main(instruction_probe.Args())
     model_card.main()
     # One one-thread worker per core (up to four): on two cores this beats one two-thread process.
     workers = min(4, os.cpu_count() or 1)
@@ -60,6 +63,8 @@ def refresh_readme() -> None:
         next_action_predictability,
         evaluation_throughput,
         imagined_replay,
+        instruction_probe,
+        expert_imitability,  # a pilot, run by hand (about 25 minutes)
     ):
         replace_readme_section(module.NAME, module.readme_table())
     # Measured on a lent GPU (tools/device), so `main` does not run it.

@@ -463,6 +463,7 @@ def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
         preset.steps,
         preset.batch_size,
         defaults.learning_rate,
+        defaults.min_learning_rate(defaults.learning_rate),
         network_encoder=defaults.encoder(),
     )
     return dict(json.loads(json.dumps(config.serialize_to_dict())))

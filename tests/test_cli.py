@@ -225,19 +225,19 @@ def test_vlgor_bench_splits_runs_at_tiny_size_and_writes_json_and_png(
     every_run = [run for seeds in runs_by_regime for run in seeds]
     assert all(r["seconds"] >= r["train_seconds"] > 0 for r in every_run)
     assert record["figures"]["seconds"]["runs"] == pytest.approx(sum(r["seconds"] for r in every_run))
-    # A run trained with another learner config (here: no image shifts) is trained again, and
+    # A run trained with another learner config (here: image shifts) is trained again, and
     # at another temperature only the baseline runs are reused: imagined data is made anew.
     saved = tmp_path / "runs" / "clevr" / "DiscreteBC" / "baseline" / "seed0" / "benchmark_run.json"
     stale = json.loads(saved.read_text())
     by_worker = stale["result"], (saved.parent / "d3rlpy" / "imitation_loss.csv").read_text()
-    stale["key"]["learner"]["encoder_factory"]["params"]["random_shift"] = 0
+    stale["key"]["learner"]["encoder_factory"]["params"]["random_shift"] = 4
     saved.write_text(json.dumps(stale))
     warmer = resume("--temperature", "1")
     # the second baseline, the oracle runs and the references do not depend on the imagination
     assert warmer.count("reused the finished run") == 1 + 2 + 3
     assert "DiscreteBC baseline seed 1: reused" in warmer
     retrained = json.loads(saved.read_text())
-    assert retrained["key"]["learner"]["encoder_factory"]["params"]["random_shift"] == 4
+    assert retrained["key"]["learner"]["encoder_factory"]["params"]["random_shift"] == 0
     # Trained again in this process, the run equals the one a worker process trained.
     loss = (saved.parent / "d3rlpy" / "imitation_loss.csv").read_text()
     assert (retrained["result"]["curves"], loss) == (by_worker[0]["curves"], by_worker[1])
@@ -359,13 +359,13 @@ def test_temperature_table_gives_each_seeds_counterfactual_gain() -> None:
 
 def test_split_table_flags_learners_trained_with_other_settings() -> None:
     current = learner_config("clevr", "DiscreteBC", preset_for("clevr", "cpu"))
-    assert current["encoder_factory"]["params"]["random_shift"] == 4
+    assert current["encoder_factory"]["type"] == "vlgor_film" and current["learning_rate"] == 1e-3
     result: dict[str, Any] = {
         "config": {"env": "clevr", "preset": "cpu"},
         "figures": {"table": {"DiscreteBC": {}}, "learners": {"DiscreteBC": current}},
     }
     assert learner_note(result) == ""
-    unshifted = json.loads(json.dumps(current))
-    unshifted["encoder_factory"]["params"]["random_shift"] = 0
-    result["figures"]["learners"] = {"DiscreteBC": unshifted}
+    shifted = json.loads(json.dumps(current))
+    shifted["encoder_factory"]["params"]["random_shift"] = 4
+    result["figures"]["learners"] = {"DiscreteBC": shifted}
     assert "`--resume` trains them again" in learner_note(result)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tyro
 
-from vlgor_envs.clevr.expert import ClevrExpert
+from vlgor_envs.clevr.expert import SteeringClevrExpert
 from vlgor_envs.data import collect, describe, list_datasets
 from vlgor_envs.data.commands import collect_command, datasets_command
 from vlgor_envs.language.goal import Goal
@@ -37,7 +37,7 @@ def clevr_runs(minari_root: Path) -> list[dict[str, Any]]:
 def _rollout(episodes: int, seed: int, noise: float) -> list[dict[str, Any]]:
     """An independent re-run of the documented collection loop (expert + seeded noise)."""
     env = gym.make("VLGOR-CLEVR-v0", split="train", image_size=64)
-    expert, rng = ClevrExpert(), np.random.default_rng(seed)
+    expert, rng = SteeringClevrExpert(), np.random.default_rng(seed)
     runs = []
     try:
         for i in range(episodes):
@@ -132,9 +132,9 @@ def test_episode_metadata(clevr_dataset: minari.MinariDataset, clevr_runs: list[
 
 def test_dataset_metadata_and_describe(clevr_dataset: minari.MinariDataset) -> None:
     ours = clevr_dataset.storage.metadata["vlgor"]
-    assert ours["policy"] == "ClevrExpert" and ours["seed"] == SEED and ours["noise"] == 0.0
+    assert ours["policy"] == "SteeringClevrExpert" and ours["seed"] == SEED and ours["noise"] == 0.0
     assert ours["episodes"] == EPISODES and ours["steps"] == clevr_dataset.total_steps
-    assert "ClevrExpert" in clevr_dataset.storage.metadata["algorithm_name"]
+    assert "SteeringClevrExpert" in clevr_dataset.storage.metadata["algorithm_name"]
     summary = describe(CLEVR_ID)
     assert summary["episodes"] == EPISODES and summary["steps"] == clevr_dataset.total_steps
     assert summary["env_id"] == "VLGOR-CLEVR-v0" and summary["split"] == "train"
@@ -171,16 +171,16 @@ def _staging_dirs(root: Path) -> list[Path]:
 
 
 def _fail_after(calls: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = ClevrExpert.act
+    original = SteeringClevrExpert.act
     count = {"n": 0}
 
-    def act(self: ClevrExpert, info: dict[str, Any]) -> int:
+    def act(self: SteeringClevrExpert, info: dict[str, Any]) -> int:
         count["n"] += 1
         if count["n"] > calls:
             raise RuntimeError("injected failure")
         return original(self, info)
 
-    monkeypatch.setattr(ClevrExpert, "act", act)
+    monkeypatch.setattr(SteeringClevrExpert, "act", act)
 
 
 def test_interrupted_collection_leaves_nothing(minari_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ import pytest
 import torch
 import tyro
 
-from vlgor_envs.clevr.expert import ClevrExpert
+from vlgor_envs.clevr.expert import SteeringClevrExpert
 from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
 from vlgor_envs.imagination import env as imagination_env
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
@@ -97,7 +97,7 @@ def test_episodes_start_from_the_expert_first_action(
         observation, info = real.reset(seed=real_env_seed(k), options={"goal": Goal.from_json(meta["goal"])})
         real.close()
         assert np.array_equal(observation["image"], episode.observations["image"][0])
-        assert episode.actions[0] == ClevrExpert().act(info)
+        assert episode.actions[0] == SteeringClevrExpert().act(info)
 
 
 def test_later_actions_are_the_model_predictions() -> None:
@@ -249,14 +249,14 @@ def test_existing_id_is_refused_and_an_interrupted_overwrite_keeps_it(
         imagine("clevr", rollouts=1, **TINY)
     calls = 0
 
-    def failing_act(self: ClevrExpert, info: dict[str, Any]) -> int:
+    def failing_act(self: SteeringClevrExpert, info: dict[str, Any]) -> int:
         nonlocal calls
         calls += 1
         if calls > 2:
             raise KeyboardInterrupt
         return 0
 
-    monkeypatch.setattr(ClevrExpert, "act", failing_act)
+    monkeypatch.setattr(SteeringClevrExpert, "act", failing_act)
     with pytest.raises(KeyboardInterrupt):
         imagine("clevr", rollouts=3, overwrite=True, **TINY)
     kept = minari.load_dataset(counterfactual.id)
