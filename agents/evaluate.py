@@ -250,14 +250,13 @@ class D3rlpyPolicy:
         env: str | None = None,
     ) -> None:
         self.algo = algo
-        self.encoder = instruction_encoder(env) if text_encoder is None else text_encoder
-        if algo.impl is not None:
-            wanted = int(algo.impl.observation_shape[1][0])
-            if wanted != self.encoder.dim:
-                raise ValueError(
-                    f"the learner takes {wanted}-wide instruction features but {self.encoder!r} gives "
-                    f"{self.encoder.dim}; pass the env it was trained in (env=) or its text_encoder"
-                )
+        wanted = int(algo.impl.observation_shape[1][0]) if algo.impl is not None else None
+        self.encoder = _default_encoder(env, wanted) if text_encoder is None else text_encoder
+        if wanted is not None and wanted != self.encoder.dim:
+            raise ValueError(
+                f"the learner takes {wanted}-wide instruction features but {self.encoder!r} gives "
+                f"{self.encoder.dim}; pass the env it was trained in (env=) or its text_encoder"
+            )
         self.discrete = algo.get_action_type() == ActionSpace.DISCRETE
         self._embeddings: dict[str, np.ndarray] = {}
 
@@ -279,6 +278,14 @@ class D3rlpyPolicy:
         return self.act_batch([observation])[0]
 
 
+def _default_encoder(env: str | None, width: int | None) -> InstructionEncoder:
+    """``env``'s instruction feature; without an env, the known one of the learner's width."""
+    if env is not None:
+        return instruction_encoder(env)
+    known = [instruction_encoder(None), instruction_encoder("clevr")]
+    return next((encoder for encoder in known if encoder.dim == width), known[0])
+
+
 def d3rlpy_policy(
     algo: QLearningAlgoBase[Any, Any], text_encoder: InstructionEncoder | None = None, env: str | None = None
 ) -> D3rlpyPolicy:
@@ -288,7 +295,8 @@ def d3rlpy_policy(
         algo: A learner with built networks (after ``fit`` or ``d3rlpy.load_learnable``).
         text_encoder: The encoder the training data was embedded with; default the one
             ``to_d3rlpy`` uses for ``env``'s data (:func:`vlgor_envs.language.instruction_encoder`).
-        env: The env the learner was trained in (a name or Gymnasium id).
+        env: The env the learner was trained in (a name or Gymnasium id); default the env
+            whose instruction feature has the learner's width.
 
     Raises:
         ValueError: The encoder's width is not the learner's.
