@@ -203,8 +203,8 @@ class Args:
     seeds: int = 3
     """Seeds per (algorithm, regime): 0 .. seeds-1."""
     preset: Literal["tiny", "demo", "cpu", "paper"] = "cpu"
-    """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's took 36 to 89 minutes with
-    `--workers 2`, by machine), `paper` is for a GPU."""
+    """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's BC in three regimes took
+    about 80 minutes with `--workers 2`; see docs/RESULTS.md), `paper` is for a GPU."""
     regimes: tuple[str, ...] | None = None
     """Data regimes to compare (see the module docstring; default: all five on CLEVR; baseline,
     vlgor and oracle on Meta-World)."""
