@@ -1,7 +1,9 @@
-"""The paper's policy network (App. A.1) as a d3rlpy encoder over tuple observations.
+"""Policy networks as d3rlpy encoders over tuple observations (:data:`ENCODERS`).
 
 Observations are the tuples :func:`vlgor_envs.data.d3rlpy_bridge.to_d3rlpy` produces:
-``(image uint8 (3, H, W), instruction embedding float32 (D,))``. Three parts:
+``(image uint8 (3, H, W), instruction feature float32 (D,))``. Two networks:
+:class:`FilmEncoderFactory`, instruction-conditioned keypoints (CLEVR's default, see
+:class:`_FilmTrunk`), and the paper's (App. A.1), in three parts:
 
 - **text**: embedding → Linear 512 → ReLU → Linear 256 → LayerNorm;
 - **vision**: Conv(3→32, k8, s4) → ReLU → Conv(32→64, k4, s2) → ReLU → Conv(64→64, k3, s1)
@@ -15,8 +17,8 @@ shifted by up to ``random_shift`` pixels (edge-padded, then cropped; DrQ's augme
 shift keeps every relation between objects and stops the vision branch from memorising the
 few thousand frames of a small dataset. Acting is never shifted.
 
-The factory is registered with d3rlpy under :data:`ENCODER_TYPE` when this module is
-imported (``import agents`` does it), which ``d3rlpy.load_learnable`` needs to rebuild a
+Both factories are registered with d3rlpy (:data:`ENCODER_TYPE`, :data:`FILM_ENCODER_TYPE`)
+when this module is imported (``import agents`` does it), which ``d3rlpy.load_learnable`` needs to rebuild a
 saved learner.
 """
 
