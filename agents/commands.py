@@ -13,6 +13,7 @@ from d3rlpy.models.encoders import EncoderFactory
 
 from agents.encoder import ENCODERS
 from agents.evaluate import DEFAULT_EVAL_SEED
+from agents.registry import learner_defaults
 from agents.train import LOG_FOLDER, train
 from vlgor_envs.data.collect import ENVS, default_dataset_id
 
@@ -91,8 +92,9 @@ def network_encoder(args: TrainArgs) -> EncoderFactory | None:
     """The encoder factory ``args`` ask for; ``None`` leaves the env's default to ``train``."""
     if args.encoder == "default" and args.random_shift is None:
         return None
-    name = args.encoder if args.encoder != "default" else ("film" if args.env == "clevr" else "paper")
-    factory = ENCODERS[name]
+    factory = (
+        learner_defaults(ENVS[args.env][0]).encoder if args.encoder == "default" else ENCODERS[args.encoder]
+    )
     return factory() if args.random_shift is None else factory(random_shift=args.random_shift)
 
 

@@ -529,6 +529,11 @@ EXPERTS: dict[str, type[ClevrExpert] | type[GreedyClevrExpert] | type[SteeringCl
 }
 
 
+def default_expert() -> ClevrExpert | GreedyClevrExpert | SteeringClevrExpert:
+    """A fresh :data:`DEFAULT_EXPERT` (what ``vlgor collect`` rolls out)."""
+    return make_expert(DEFAULT_EXPERT)
+
+
 def make_expert(name: str) -> ClevrExpert | GreedyClevrExpert | SteeringClevrExpert:
     """A fresh expert of :data:`EXPERTS`."""
     if name not in EXPERTS:

@@ -54,7 +54,7 @@ from vlgor_envs.language.goal import Goal
 
 #: Collectable envs: name -> (Gymnasium id, scripted expert as ``module:Class``).
 ENVS: dict[str, tuple[str, str]] = {
-    "clevr": ("VLGOR-CLEVR-v0", "vlgor_envs.clevr.expert:SteeringClevrExpert"),
+    "clevr": ("VLGOR-CLEVR-v0", "vlgor_envs.clevr.expert:default_expert"),
     "metaworld": ("VLGOR-MetaWorld-v0", "vlgor_envs.metaworld.expert:MetaWorldExpert"),
 }
 #: The ``info`` entry recorded per step as ``infos["object_state"]`` (flattened float32):
@@ -89,7 +89,7 @@ def _env_entry(env: str) -> tuple[str, str]:
 
 
 def make_expert(path: str) -> Any:
-    """A new scripted expert from its ``module:Class`` path (the second entry of :data:`ENVS`)."""
+    """A new scripted expert from its ``module:callable`` path (the second entry of :data:`ENVS`)."""
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)()
 

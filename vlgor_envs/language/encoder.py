@@ -152,6 +152,12 @@ class TextEncoder:
             return np.zeros((0, self._dim), dtype=np.float32)
         return np.stack([self._cache[text] for text in texts])
 
+    def token_ids(self, text: str, special: bool = True) -> list[int]:
+        """The WordPiece ids of ``text`` (with ``[CLS]``/``[SEP]`` unless ``special`` is false),
+        as :meth:`encode_tokens` numbers its states."""
+        ids = self._tokenizer(text, truncation=True, max_length=MAX_SEQ_LENGTH, add_special_tokens=special)
+        return list(ids["input_ids"])
+
     def encode_tokens(
         self, texts: Sequence[str], max_tokens: int
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
@@ -237,10 +243,7 @@ class KeywordSlotEncoder:
         self.keywords = tuple(keywords)
         if not self.keywords or not all(isinstance(w, str) and w.strip() for w in self.keywords):
             raise ValueError(f"keywords must be non-empty words, got {keywords!r}")
-        tokenizer = self.base._tokenizer
-        self._pieces = [
-            tuple(tokenizer(word, add_special_tokens=False)["input_ids"]) for word in self.keywords
-        ]
+        self._pieces = [tuple(self.base.token_ids(word, special=False)) for word in self.keywords]
         self._cache: dict[str, npt.NDArray[np.float32]] = {}
 
     @property
@@ -260,9 +263,7 @@ class KeywordSlotEncoder:
         )
 
     def _feature(self, text: str) -> npt.NDArray[np.float32]:
-        ids = np.asarray(
-            self.base._tokenizer([text], truncation=True, max_length=MAX_SEQ_LENGTH)["input_ids"][0]
-        )
+        ids = np.asarray(self.base.token_ids(text))
         states, _ = self.base.encode_tokens([text], len(ids))
         states = states[0]
         slots = np.zeros((len(self.keywords) + 1, self.base.dim), dtype=np.float32)
