@@ -27,8 +27,8 @@ from torch import nn
 
 from agents.encoder import ENCODERS
 from agents.evaluate import evaluate
+from vlgor_envs.language import KeywordSlotEncoder, clevr_role_encoder, default_text_encoder
 from vlgor_envs.language.clevr import COLOURS, RELATIONS, parse, relation_clauses
-from vlgor_envs.language.encoder import KeywordSlotEncoder, default_text_encoder
 
 HELD_OUT_EPISODES = 100
 
@@ -37,7 +37,7 @@ HELD_OUT_EPISODES = 100
 class Args:
     dataset_id: str = "vlgor/clevr/pilot-train-6400-v0"
     encoder: Literal["film", "paper"] = "film"
-    text: Literal["one_hot", "slots", "sentence"] = "slots"
+    text: Literal["one_hot", "roles", "slots", "sentence"] = "roles"
     steps: int = 3000
     learning_rate: float = 1e-3
     cosine: bool = False
@@ -47,6 +47,8 @@ class Args:
 
 
 def one_hot_goal(text: str) -> np.ndarray:
+    """The instruction's target, anchor and relation (4 relations; `expert_imitability`'s
+    one-hot also has the 4 motion directions)."""
     target, relation, anchor = relation_clauses(parse(text))[0]
     vector = np.zeros(2 * len(COLOURS) + len(RELATIONS), dtype=np.float32)
     vector[[COLOURS.index(target), len(COLOURS) + COLOURS.index(anchor)]] = 1.0
@@ -57,8 +59,9 @@ def one_hot_goal(text: str) -> np.ndarray:
 def featurizer(kind: str) -> Callable[[str], np.ndarray]:
     if kind == "one_hot":
         return one_hot_goal
-    encoder = KeywordSlotEncoder(COLOURS) if kind == "slots" else default_text_encoder()
-    return encoder.encode
+    if kind == "roles":
+        return clevr_role_encoder().encode
+    return (KeywordSlotEncoder(COLOURS) if kind == "slots" else default_text_encoder()).encode
 
 
 def load(dataset_id: str, featurize: Callable[[str], np.ndarray]) -> tuple[torch.Tensor, ...]:

@@ -3,8 +3,10 @@
 For each CLEVR relation goal, a logistic-regression probe reads the target colour, the
 relation and the anchor colour from the instruction feature. The probes are fitted on the
 train split's wordings and scored on the rephrasing split's (the same tasks in wordings the
-probes never saw), for the MiniLM sentence embedding and for the keyword-slot feature
-(:class:`vlgor_envs.language.encoder.KeywordSlotEncoder`) the learners use.
+probes never saw), for the MiniLM sentence embedding, the keyword-slot feature
+(:class:`vlgor_envs.language.encoder.KeywordSlotEncoder`) and the parsed roles the CLEVR
+learners get (:func:`vlgor_envs.language.clevr_role_encoder`, probes of the slots fitted on
+the same train wordings, so its row shows what the learners receive on unseen wordings).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks.report import load_result, markdown_table, provenance, write_result
 from vlgor_envs.language import clevr as language
+from vlgor_envs.language import clevr_role_encoder
 from vlgor_envs.language.encoder import InstructionEncoder, KeywordSlotEncoder, default_text_encoder
 from vlgor_envs.language.goal import Goal
 
@@ -69,6 +72,7 @@ def measure(args: Args) -> dict[str, Any]:
     encoders: dict[str, InstructionEncoder] = {
         "sentence": default_text_encoder(),
         "keyword_slots": KeywordSlotEncoder(language.COLOURS),
+        "parsed_roles": clevr_role_encoder(),
     }
     figures: dict[str, Any] = {"fit_goals": len(fit_goals), "test_goals": len(test_goals)}
     for name, encoder in encoders.items():
@@ -82,7 +86,8 @@ def readme_table() -> str:
     figures = result["figures"]
     rows = [
         [name, *(f"{100 * figures[name][f]:.0f}" for f in (*FIELDS, "all_three"))]
-        for name in ("sentence", "keyword_slots")
+        for name in ("sentence", "keyword_slots", "parsed_roles")
+        if name in figures
     ]
     return (
         markdown_table(

@@ -73,6 +73,7 @@ from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
 from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine, imagined_prompts
+from vlgor_envs.language import instruction_encoder
 
 NAME = "splits"
 #: README section of the per-goal-kind table of ``<NAME>_<env>.json``.
@@ -533,6 +534,7 @@ def run_one(
         # The learner's whole d3rlpy config, so a change of its defaults (the encoder's
         # augmentation, say) trains the run again.
         "learner": learner_config(args.env, algo, preset),
+        "instruction_feature": repr(instruction_encoder(env_id_of(args.env))),
     }
     if extra:
         settings["ratio"] = list(args.ratio)

@@ -382,8 +382,8 @@ def test_d3rlpy_policy_feeds_the_training_tuple(
         [buffer.episodes[0].observations[0][:1], buffer.episodes[0].observations[1][:1]]
     )
     assert action == int(expected[0])
-    # CLEVR's own feature (colour slots) does not fit this learner, and says so.
-    with pytest.raises(ValueError, match="takes 384-wide instruction features but KeywordSlotEncoder"):
+    # CLEVR's own feature (parsed roles) does not fit this learner, and says so.
+    with pytest.raises(ValueError, match="takes 384-wide instruction features but RoleEncoder"):
         d3rlpy_policy(run.algo, env="clevr")
 
 

@@ -263,7 +263,7 @@ def to_d3rlpy(dataset_or_id: DatasetLike, text_encoder: InstructionEncoder | Non
             ``"vlgor/clevr/real-train-v0"``.
         text_encoder: Embeds each instruction (``encode(str) -> (D,)``); default the feature
             of the dataset's env, :func:`~vlgor_envs.language.instruction_encoder` (CLEVR's
-            colour slots, else the MiniLM-L6 sentence embedding).
+            parsed roles, else the MiniLM-L6 sentence embedding).
 
     Returns:
         A d3rlpy ``ReplayBuffer`` (``MDPDataset``'s base; ``algo.fit`` takes it) with
