@@ -1,10 +1,11 @@
-"""Does a pixel learner learn its own tasks? DiscreteBC on CLEVR train goals, per encoder.
+"""Does a pixel learner learn its own tasks? BC on an env's train goals, per network and rate.
 
-Collects (once, under ``--root``) the real train dataset with the default scripted expert,
-trains DiscreteBC with the chosen policy encoder and instruction feature, and evaluates the
-final learner on held-out start states of the train goals and on the rephrasing split, beside
-a uniform random policy. Each run adds a row to ``learner_pilot.json`` (rows of other
-settings are kept), so pilots accumulate into one table.
+Collects (once, under ``--root``) the env's real train dataset with its scripted expert,
+trains the env's BC (DiscreteBC on CLEVR, BC on Meta-World) with the chosen policy network,
+instruction feature and Adam rate, and evaluates the final learner on held-out start states
+of the train goals and on the rephrasing split, beside a uniform random policy. Each run
+adds a row to ``learner_pilot.json`` (rows of other settings are kept), so pilots accumulate
+into one table.
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import tyro
 
 from benchmarks.report import load_result, markdown_table, provenance, write_result
 
 NAME = "learner_pilot"
 SPLITS = ("train", "rephrasing")
+EVAL_SEED = 3_000_000
 
 
 @dataclass
 class Args:
+    env: Literal["clevr", "metaworld"] = "clevr"
     encoder: Literal["paper", "film"] = "film"
     """Policy encoder: the paper's network or the FiLM network with keypoints."""
-    text: Literal["sentence", "slots"] = "slots"
-    """Instruction feature: the MiniLM sentence embedding or the colour-slot token states."""
+    text: Literal["default", "sentence", "slots"] = "default"
+    """Instruction feature: the env's own (``instruction_encoder``: parsed roles on CLEVR), the
+    MiniLM sentence embedding, or the colour-slot token states."""
     steps: int = 3000
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -38,6 +41,9 @@ class Args:
     """Adam's rate: cosine-annealed to 1e-6 (the benchmark's) or constant."""
     episodes: int = 6400
     """Real train episodes (the paper's count)."""
+    dataset_id: str = ""
+    """An existing real train dataset to use instead (default: collect
+    ``vlgor/<env>/pilot-train-<episodes>-v0``)."""
     eval_episodes: int = 100
     seed: int = 0
     root: str = ""
@@ -45,13 +51,21 @@ class Args:
 
 
 def _policy_parts(args: Args) -> tuple[Any, Any]:
-    from agents.encoder import FilmEncoderFactory, VisionLanguageEncoderFactory
+    from agents.encoder import ENCODERS
+    from vlgor_envs.language import (
+        InstructionEncoder,
+        KeywordSlotEncoder,
+        default_text_encoder,
+        instruction_encoder,
+    )
     from vlgor_envs.language.clevr import COLOURS
-    from vlgor_envs.language.encoder import KeywordSlotEncoder, default_text_encoder
 
-    network = FilmEncoderFactory() if args.encoder == "film" else VisionLanguageEncoderFactory()
-    text = KeywordSlotEncoder(COLOURS) if args.text == "slots" else default_text_encoder()
-    return network, text
+    text: InstructionEncoder = instruction_encoder(args.env)
+    if args.text == "sentence":
+        text = default_text_encoder()
+    elif args.text == "slots":
+        text = KeywordSlotEncoder(COLOURS)
+    return ENCODERS[args.encoder](), text
 
 
 def run(args: Args) -> dict[str, Any]:
@@ -61,9 +75,9 @@ def run(args: Args) -> dict[str, Any]:
     from agents.train import train
     from vlgor_envs.data.collect import collect, list_datasets
 
-    dataset_id = f"vlgor/clevr/pilot-train-{args.episodes}-v0"
+    dataset_id = args.dataset_id or f"vlgor/{args.env}/pilot-train-{args.episodes}-v0"
     if dataset_id not in list_datasets():
-        collect("clevr", "train", args.episodes, seed=0, dataset_id=dataset_id)
+        collect(args.env, "train", args.episodes, seed=0, dataset_id=dataset_id)
     network, text = _policy_parts(args)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
@@ -83,19 +97,21 @@ def run(args: Args) -> dict[str, Any]:
     policy = d3rlpy_policy(result.algo, text)
     row: dict[str, Any] = {"train_seconds": seconds}
     for split in SPLITS:
-        outcome = evaluate(policy, "VLGOR-CLEVR-v0", split, args.eval_episodes, seed=3_000_000, num_envs=8)
+        outcome = evaluate(policy, args.env, split, args.eval_episodes, seed=EVAL_SEED, num_envs=8)
         row[split] = outcome.success_rate
     return row
 
 
-def random_row(episodes: int) -> dict[str, float]:
-    from agents.evaluate import evaluate
+def random_row(env: str, episodes: int) -> dict[str, float]:
+    import gymnasium as gym
 
-    rng = np.random.default_rng(0)
+    import vlgor_envs  # noqa: F401  (registers the envs)
+    from agents.evaluate import env_id_of, evaluate
+
+    space = gym.make(env_id_of(env)).action_space
+    space.seed(0)
     return {
-        split: evaluate(
-            lambda _: int(rng.integers(40)), "VLGOR-CLEVR-v0", split, episodes, seed=3_000_000
-        ).success_rate
+        split: evaluate(lambda _: space.sample(), env, split, episodes, seed=EVAL_SEED).success_rate
         for split in SPLITS
     }
 
@@ -108,10 +124,12 @@ def main(args: Args) -> None:
         figures: dict[str, Any] = load_result(NAME)["figures"]
     except FileNotFoundError:
         figures = {"rows": {}}
-    if "random" not in figures:
-        figures["random"] = random_row(args.eval_episodes)
+    random_key = "random" if args.env == "clevr" else f"random {args.env}"
+    if random_key not in figures:
+        figures[random_key] = random_row(args.env, args.eval_episodes)
     key = (
-        f"{args.encoder}+{args.text}, {args.episodes} episodes, "
+        ("" if args.env == "clevr" else f"{args.env}: ")
+        + f"{args.encoder}+{args.text}, {args.episodes} episodes, "
         f"{args.steps} steps at lr {args.learning_rate:g} ({args.schedule}), seed {args.seed}"
     )
     figures["rows"][key] = {**asdict(args), **run(args)}
@@ -122,12 +140,15 @@ def main(args: Args) -> None:
 
 def readme_table() -> str:
     result = load_result(NAME)
-    random = result["figures"]["random"]
-    rows = [["Random", *(f"{100 * random[s]:.0f}" for s in SPLITS), ""]]
+    rows = [
+        [name.capitalize(), *(f"{100 * figures[s]:.0f}" for s in SPLITS), ""]
+        for name, figures in result["figures"].items()
+        if name.startswith("random")
+    ]
     for key, row in result["figures"]["rows"].items():
         rows.append([key, *(f"{100 * row[s]:.0f}" for s in SPLITS), f"{row['train_seconds']:.0f}"])
     return (
-        markdown_table(["DiscreteBC", "train (%)", "rephrasing (%)", "train time (s)"], rows)
+        markdown_table(["BC learner", "train (%)", "rephrasing (%)", "train time (s)"], rows)
         + f"\n\nFinal learner, {result['config']['eval_episodes']} held-out episodes per split. "
         + provenance(result)
     )

@@ -17,6 +17,7 @@ from benchmarks import (
     imagination_throughput,
     imagined_replay,
     instruction_probe,
+    learner_throughput,
     metaworld_expert,
     metaworld_throughput,
     model_card,
@@ -37,6 +38,7 @@ def main() -> None:
     next_action_predictability.main(next_action_predictability.Args())
     evaluation_throughput.main(evaluation_throughput.Args())
     instruction_probe.main(instruction_probe.Args())
+    learner_throughput.main(learner_throughput.Args())
     model_card.main()
     # One one-thread worker per core (up to four): on two cores this beats one two-thread process.
     workers = min(4, os.cpu_count() or 1)
@@ -64,6 +66,7 @@ def refresh_readme() -> None:
         evaluation_throughput,
         imagined_replay,
         instruction_probe,
+        learner_throughput,
         expert_imitability,  # a pilot, run by hand (about 25 minutes)
     ):
         replace_readme_section(module.NAME, module.readme_table())
