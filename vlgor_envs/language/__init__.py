@@ -5,7 +5,6 @@ import functools
 from vlgor_envs.language import clevr, metaworld
 from vlgor_envs.language.encoder import (
     InstructionEncoder,
-    KeywordPresence,
     KeywordSlotEncoder,
     TextEncoder,
     default_text_encoder,
@@ -38,23 +37,18 @@ def instruction_encoder(env: str | None) -> InstructionEncoder:
 def clevr_role_encoder() -> RoleEncoder:
     """CLEVR's instruction feature: the probabilities of the target's colour, the relation and
     the anchor's colour, read from the colour slots by probes fitted on the train split's
-    wordings of its relation goals, then which colours the instruction names (so a one-ball
-    motion or a compound goal, which the probes were never shown, does not pass for a
-    relation). Width 5 + 4 + 5 + 5 = 19. Built once per process (about 10 s)."""
+    wordings of its relation goals. Width 5 + 4 + 5 = 14. Built once per process (about 10 s)."""
     examples = []
     for goal in clevr.split_goals("train"):
         target, relation, anchor = clevr.relation_clauses(goal)[0]
         examples.append((clevr.render(goal), {"target": target, "relation": relation, "anchor": anchor}))
     roles = {"target": clevr.COLOURS, "relation": clevr.RELATIONS, "anchor": clevr.COLOURS}
-    return RoleEncoder(
-        roles, examples, KeywordSlotEncoder(clevr.COLOURS), appended=[KeywordPresence(clevr.COLOURS)]
-    )
+    return RoleEncoder(roles, examples, KeywordSlotEncoder(clevr.COLOURS))
 
 
 __all__ = [
     "Goal",
     "InstructionEncoder",
-    "KeywordPresence",
     "KeywordSlotEncoder",
     "RoleEncoder",
     "Template",

@@ -282,30 +282,6 @@ class KeywordSlotEncoder:
         return f"KeywordSlotEncoder(keywords={self.keywords!r}, dim={self.dim})"
 
 
-class KeywordPresence:
-    """Which keywords an instruction names: 1.0 per keyword present, else 0.0.
-
-    On CLEVR it tells a one-ball motion (one colour) from a relation (two) and a compound goal
-    (three or four) whatever the wording. Width ``len(keywords)``; nothing is trained.
-    """
-
-    def __init__(self, keywords: Sequence[str], base: TextEncoder | None = None) -> None:
-        self.base = base if base is not None else default_text_encoder()
-        self.keywords = tuple(keywords)
-        self._pieces = [tuple(self.base.token_ids(word, special=False)) for word in self.keywords]
-
-    @property
-    def dim(self) -> int:
-        return len(self.keywords)
-
-    def encode(self, text: str, /) -> npt.NDArray[np.float32]:
-        ids = np.asarray(self.base.token_ids(text))
-        return np.array([_occurrences(ids, pieces).any() for pieces in self._pieces], dtype=np.float32)
-
-    def __repr__(self) -> str:
-        return f"KeywordPresence(keywords={self.keywords!r})"
-
-
 def _occurrences(ids: npt.NDArray[np.int64], pieces: tuple[int, ...]) -> npt.NDArray[np.bool_]:
     """Mask of the tokens of every occurrence of the token sequence ``pieces`` in ``ids``."""
     mask = np.zeros(len(ids), dtype=bool)

@@ -18,7 +18,6 @@ points at its only colour, the target, which no relation goal does).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +32,6 @@ class RoleEncoder:
         roles: Each role's name and its choices, in the order the feature lists them.
         examples: Labelled instructions: text, and the choice of every role for it.
         reader: The feature the probes read (e.g. :class:`KeywordSlotEncoder`).
-        appended: Features appended after the probabilities, as they are (e.g.
-            :class:`KeywordPresence`).
 
     Fitting is deterministic (L-BFGS from zeros), so two encoders built from the same
     examples give the same features.
@@ -45,14 +42,13 @@ class RoleEncoder:
         roles: Mapping[str, Sequence[str]],
         examples: Sequence[tuple[str, Mapping[str, str]]],
         reader: InstructionEncoder,
-        appended: Sequence[InstructionEncoder] = (),
     ) -> None:
         from sklearn.linear_model import LogisticRegression
 
         if not roles or not examples:
             raise ValueError("a RoleEncoder needs at least one role and one labelled instruction")
         self.roles = {name: tuple(choices) for name, choices in roles.items()}
-        self.reader, self.appended = reader, tuple(appended)
+        self.reader = reader
         inputs = np.stack([reader.encode(text) for text, _ in examples])
         self._probes = {}
         for role, choices in self.roles.items():
@@ -65,8 +61,8 @@ class RoleEncoder:
 
     @property
     def dim(self) -> int:
-        """One probability per choice of every role, then the appended features."""
-        return sum(len(choices) for choices in self.roles.values()) + sum(a.dim for a in self.appended)
+        """One probability per choice of every role."""
+        return sum(len(choices) for choices in self.roles.values())
 
     def parse(self, text: str) -> dict[str, str]:
         """The most likely choice of each role."""
@@ -78,8 +74,7 @@ class RoleEncoder:
         if isinstance(texts, str):
             cached = self._cache.get(texts)
             if cached is None:
-                parts: list[npt.NDArray[Any]] = list(self._probabilities(texts).values())
-                parts += [np.asarray(a.encode(texts)) for a in self.appended]
+                parts = list(self._probabilities(texts).values())
                 cached = self._cache[texts] = np.concatenate(parts).astype(np.float32)
             return cached.copy()
         return (
@@ -97,4 +92,4 @@ class RoleEncoder:
         return out
 
     def __repr__(self) -> str:
-        return f"RoleEncoder(roles={list(self.roles)}, appended={list(self.appended)}, dim={self.dim})"
+        return f"RoleEncoder(roles={list(self.roles)}, dim={self.dim})"
