@@ -17,7 +17,8 @@
 ...                       algo="DiscreteCQL", steps=10_000, run_dir="runs/cql",
 ...                       eval_split="counterfactual")  # doctest: +SKIP
 >>> algo = d3rlpy.load_learnable("runs/cql/model.d3")  # doctest: +SKIP
->>> agents.evaluate(agents.d3rlpy_policy(algo), "clevr", "hard", episodes=50).success_rate  # doctest: +SKIP
+>>> policy = agents.d3rlpy_policy(algo, agents.run_text_encoder("runs/cql"))  # doctest: +SKIP
+>>> agents.evaluate(policy, "clevr", "hard", episodes=50).success_rate  # doctest: +SKIP
 """
 
 from agents.encoder import (
@@ -45,7 +46,7 @@ from agents.registry import (
     make_algorithm,
     make_config,
 )
-from agents.train import DEFAULT_ALGORITHMS, TrainResult, build_dataset, train
+from agents.train import DEFAULT_ALGORITHMS, TrainResult, build_dataset, run_text_encoder, train
 
 __all__ = [
     "ALGORITHMS",
@@ -70,5 +71,6 @@ __all__ = [
     "learner_defaults",
     "make_algorithm",
     "make_config",
+    "run_text_encoder",
     "train",
 ]

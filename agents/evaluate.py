@@ -293,8 +293,11 @@ def d3rlpy_policy(
 
     Args:
         algo: A learner with built networks (after ``fit`` or ``d3rlpy.load_learnable``).
-        text_encoder: The encoder the training data was embedded with; default the one
-            ``to_d3rlpy`` uses for ``env``'s data (:func:`vlgor_envs.language.instruction_encoder`).
+        text_encoder: The encoder the training data was embedded with (for a run of
+            :func:`agents.train`, :func:`agents.run_text_encoder` of its folder); default
+            ``env``'s feature as fitted on its train split
+            (:func:`vlgor_envs.language.instruction_encoder`), right only for learners trained
+            on the train split's data alone.
         env: The env the learner was trained in (a name or Gymnasium id); default the env
             whose instruction feature has the learner's width.
 

@@ -9,6 +9,9 @@ A run folder holds, when :func:`train` returns:
   on every commit) gradient statistics ``<parameter>_grad.csv`` of every parameter;
 - ``model_<step>.d3``: checkpoints every ``save_every`` steps;
 - ``model.d3``: the final learner (``d3rlpy.load_learnable`` after ``import agents``);
+- ``instruction_feature.json``: the env and the (instruction, goal) pairs the instruction
+  feature was fitted on, unless a ``text_encoder`` was given (:func:`run_text_encoder`
+  rebuilds the feature from it, to evaluate the checkpoints);
 - ``metrics.json`` and ``metrics.csv``: the success-rate curve ``(step, success_rate)``, when
   an evaluation split was given.
 
@@ -40,7 +43,8 @@ from gymnasium import spaces
 from agents.evaluate import DEFAULT_EVAL_SEED, EvaluationResult, SplitEvaluator, env_id_of
 from agents.registry import ActionKind, learner_defaults, make_algorithm, make_config
 from vlgor_envs.data.collect import datasets_root, list_datasets
-from vlgor_envs.data.d3rlpy_bridge import batch_counts, mix_datasets, to_d3rlpy
+from vlgor_envs.data.d3rlpy_bridge import batch_counts, instruction_examples, mix_datasets, to_d3rlpy
+from vlgor_envs.language import Goal, instruction_encoder
 from vlgor_envs.language.encoder import InstructionEncoder
 
 __all__ = ["DEFAULT_ALGORITHMS", "TrainResult", "build_dataset", "train"]
@@ -49,6 +53,8 @@ __all__ = ["DEFAULT_ALGORITHMS", "TrainResult", "build_dataset", "train"]
 DEFAULT_ALGORITHMS: dict[ActionKind, str] = {"discrete": "DiscreteBC", "continuous": "BC"}
 #: Sub-folder of the run folder that d3rlpy's file logger writes into.
 LOG_FOLDER = "d3rlpy"
+#: The run folder's record of what its instruction feature was fitted on.
+FEATURE_FILE = "instruction_feature.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +167,21 @@ def _real_env(datasets: Sequence[minari.MinariDataset]) -> tuple[str | None, int
     return next(iter(specs)) if specs else (None, 64)
 
 
+def run_text_encoder(run_dir: str | os.PathLike[str]) -> InstructionEncoder:
+    """The instruction feature a run of :func:`train` fitted on its datasets.
+
+    Raises:
+        FileNotFoundError: The run has no ``instruction_feature.json`` (trained with a
+            ``text_encoder`` of the caller's, which evaluation must be given too).
+    """
+    path = Path(run_dir) / FEATURE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: pass the text_encoder the run was trained with")
+    feature = json.loads(path.read_text())
+    examples = tuple((str(text), Goal.from_json(goal)) for text, goal in feature["examples"])
+    return instruction_encoder(feature["env"], examples)
+
+
 def train(
     real: Sequence[str],
     imagined: Sequence[str] = (),
@@ -219,7 +240,10 @@ def train(
         progress: Show d3rlpy's progress bar.
         log_every: Steps between rows of d3rlpy's loss logs when not evaluating (when
             evaluating, a row per evaluation).
-        text_encoder: Instruction embedder for the data and evaluation; default MiniLM-L6.
+        text_encoder: Instruction embedder for the data and evaluation; default the env's
+            feature fitted on the datasets' instructions
+            (:func:`vlgor_envs.data.d3rlpy_bridge.dataset_instruction_encoder`), saved as
+            ``instruction_feature.json``.
         algo_kwargs: Further d3rlpy config fields (``{"alpha": 5.0}``).
         network_encoder: The encoder of every network of a named algorithm; default the env's
             (:func:`agents.registry.learner_defaults`: the FiLM keypoint network on CLEVR, the
@@ -282,6 +306,9 @@ def train(
         **dict(algo_kwargs or {}),
     )
 
+    examples = instruction_examples([*real_sets, *imagined_sets]) if text_encoder is None else None
+    if examples is not None:
+        text_encoder = instruction_encoder(env_id, examples)
     dataset = build_dataset(real_sets, imagined_sets, ratio, text_encoder)
     weights = _weights(real_sets, imagined_sets, ratio)
 
@@ -326,6 +353,9 @@ def train(
         shutil.rmtree(run_path)
     run_path.mkdir(parents=True, exist_ok=True)
     _write_json(run_path / "config.json", config)
+    if examples is not None:
+        feature = {"env": env_id, "examples": [[text, goal.to_json()] for text, goal in examples]}
+        _write_json(run_path / FEATURE_FILE, feature)
 
     d3rlpy.seed(seed)  # network initialisation (at fit) and batch sampling
     learner = make_algorithm(algo_config, action_space, steps, device=device)

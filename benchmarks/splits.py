@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from matplotlib import pyplot as plt
 
-from agents import d3rlpy_policy, make_config, train
+from agents import d3rlpy_policy, make_config, run_text_encoder, train
 from agents.evaluate import env_id_of
 from agents.registry import ActionKind, learner_defaults
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
@@ -69,11 +69,12 @@ from benchmarks.split_evaluation import (
     separated,
 )
 from vlgor_envs.data.collect import collect, list_datasets
+from vlgor_envs.data.d3rlpy_bridge import instruction_examples
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
 from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine, imagined_prompts
-from vlgor_envs.language import instruction_encoder
+from vlgor_envs.language import InstructionExamples, instruction_encoder
 
 NAME = "splits"
 #: README section of the per-goal-kind table of ``<NAME>_<env>.json``.
@@ -515,6 +516,11 @@ def _summary(
     return {"blocks": blocks, "curves": curves, "last_five": last, **seconds, "seconds": total}
 
 
+def _examples(real: str, extra: Sequence[str]) -> InstructionExamples:
+    """What a run on these datasets fits its instruction feature on (as :func:`train` does)."""
+    return instruction_examples([minari.load_dataset(i) for i in (real, *extra)])
+
+
 def run_one(
     args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, extra: Sequence[str]
 ) -> dict[str, Any]:
@@ -534,7 +540,7 @@ def run_one(
         # The learner's whole d3rlpy config, so a change of its defaults (the encoder's
         # augmentation, say) trains the run again.
         "learner": learner_config(args.env, algo, preset),
-        "instruction_feature": repr(instruction_encoder(env_id_of(args.env))),
+        "instruction_feature": repr(instruction_encoder(env_id_of(args.env), _examples(real, extra))),
     }
     if extra:
         settings["ratio"] = list(args.ratio)
@@ -565,10 +571,11 @@ def run_one(
         progress=False,
     )
     trained = time.perf_counter() - started
+    text_encoder = run_text_encoder(run_dir)
     blocks: dict[str, list[dict[str, Any]]] = {split: [] for split in args.eval_splits}
     for index, path in enumerate(run.checkpoints):
         step = int(path.stem.removeprefix("model_"))
-        policy = d3rlpy_policy(d3rlpy.load_learnable(str(path), device=args.device), env=args.env)
+        policy = d3rlpy_policy(d3rlpy.load_learnable(str(path), device=args.device), text_encoder)
         for split, got in evaluate_blocks(
             policy, args.env, args.eval_splits, index, step, preset.eval_episodes
         ).items():

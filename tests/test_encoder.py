@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from benchmarks.instruction_probe import probe, relation_goals
 from vlgor_envs.language import RoleEncoder, clevr_role_encoder
-from vlgor_envs.language.clevr import COLOURS, relation_clauses, render
+from vlgor_envs.language.clevr import COLOURS, KINDS, ROLES, goal_kind, render, roles_of, split_goals
 from vlgor_envs.language.encoder import (
     EMBEDDING_DIM,
     InstructionEncoder,
@@ -200,23 +201,46 @@ def test_keyword_slot_probe_reads_roles_from_unseen_wordings(slots: KeywordSlotE
 
 def test_clevr_roles_parse_train_and_unseen_wordings_deterministically() -> None:
     roles = clevr_role_encoder()
-    assert roles.dim == 5 + 4 + 5
-    fields = ("target", "relation", "anchor")
+    # Every train goal is one relation: the kind and the absent slots are constant, so left out.
+    assert roles.columns == tuple(
+        (role, choice)
+        for role, choices in ROLES.items()
+        if role in ("target", "relation", "anchor")
+        for choice in choices
+        if choice != "none"
+    )
     for goal in relation_goals("train"):  # what the probes were fitted on
-        assert roles.parse(render(goal)) == dict(zip(fields, relation_clauses(goal)[0], strict=True))
+        assert roles.parse(render(goal)) == roles_of(goal)
     held_out = relation_goals("rephrasing")
-    truth = [dict(zip(fields, relation_clauses(g)[0], strict=True)) for g in held_out]
     parsed = [roles.parse(render(g)) for g in held_out]
     for field in ("target", "anchor"):
-        assert np.mean([p[field] == t[field] for p, t in zip(parsed, truth, strict=True)]) >= 0.9
-    feature = roles.encode(INSTRUCTION)
-    red, blue = COLOURS.index("red"), COLOURS.index("blue")
-    assert feature[red] > 0.9 and feature[9 + blue] > 0.9  # target red, anchor blue
-    np.testing.assert_allclose([feature[:5].sum(), feature[5:9].sum(), feature[9:14].sum()], 1.0, atol=1e-5)
-    # Refitted from nothing, the probes give the same features bit for bit.
-    refit = clevr_role_encoder.__wrapped__()
-    np.testing.assert_array_equal(
-        refit.encode([INSTRUCTION, PARAPHRASE]), roles.encode([INSTRUCTION, PARAPHRASE])
+        assert np.mean([p[field] == roles_of(g)[field] for p, g in zip(parsed, held_out, strict=True)]) >= 0.9
+    feature = dict(zip(roles.columns, roles.encode(INSTRUCTION), strict=True))
+    assert feature["target", "red"] > 0.9 and feature["anchor", "blue"] > 0.9
+    for role in ("target", "relation", "anchor"):
+        assert sum(p for (name, _), p in feature.items() if name == role) == pytest.approx(1.0, abs=1e-5)
+    # Refitted from nothing, and with another number of BLAS threads, the same features bit for bit.
+    with threadpool_limits(limits=2, user_api="blas"):
+        refit = clevr_role_encoder.__wrapped__()
+        refit_features = refit.encode([INSTRUCTION, PARAPHRASE])
+    np.testing.assert_array_equal(refit_features, roles.encode([INSTRUCTION, PARAPHRASE]))
+
+
+def test_clevr_roles_fitted_on_other_goal_kinds_name_them() -> None:
+    fitted_on = [*split_goals("train")[::4], *split_goals("hard")[::16], *split_goals("counterfactual")[::4]]
+    roles = clevr_role_encoder(tuple((render(goal), goal) for goal in fitted_on))
+    assert repr(roles) != repr(clevr_role_encoder())  # a run's key tells the two apart
+    assert {goal_kind(goal) for goal in fitted_on} == set(KINDS)
+    assert {role for role, _ in roles.columns} == set(ROLES)  # every role varies here
+    parsed = [roles.parse(render(goal)) == roles_of(goal) for goal in fitted_on]
+    assert np.mean(parsed) >= 0.95
+    # A motion no longer passes for a relation of the same colours.
+    motion = roles.parse("move the red ball toward the left")
+    assert (motion["kind"], motion["target"], motion["direction"], motion["anchor"]) == (
+        "motion",
+        "red",
+        "left",
+        "none",
     )
 
 
@@ -240,3 +264,6 @@ def test_role_encoder_rejects_labels_outside_the_choices() -> None:
     labelled = [("push red", {"target": "red"}), ("push blue", {"target": "blue"})]
     fitted = RoleEncoder(roles, labelled, WordCounts())
     assert fitted.parse("push blue left") == {"target": "blue"} and fitted.dim == 2
+    # Examples that never vary a role fix it, whatever the text says, and leave it out of the feature.
+    constant = RoleEncoder(roles, labelled[:1], WordCounts())
+    assert constant.parse("push blue") == {"target": "red"} and constant.encode(["push blue"]).shape == (1, 0)

@@ -61,10 +61,16 @@ from d3rlpy.dataset.components import EpisodeBase
 from d3rlpy.types import Observation
 from gymnasium import spaces
 
-from vlgor_envs.language import instruction_encoder
+from vlgor_envs.language import Goal, InstructionExamples, instruction_encoder
 from vlgor_envs.language.encoder import InstructionEncoder, TextEncoder
 
-__all__ = ["MixedDataset", "mix_datasets", "to_d3rlpy"]
+__all__ = [
+    "MixedDataset",
+    "dataset_instruction_encoder",
+    "instruction_examples",
+    "mix_datasets",
+    "to_d3rlpy",
+]
 
 #: Instructions embedded per forward pass of the text encoder.
 #: A loaded Minari dataset or a local dataset id.
@@ -248,11 +254,28 @@ def _buffer_kwargs(converted: _Converted) -> dict[str, Any]:
     }
 
 
-def _encoder(text_encoder: InstructionEncoder | None, dataset: minari.MinariDataset) -> InstructionEncoder:
-    """``text_encoder``, or the instruction feature of the env the dataset was made in."""
-    if text_encoder is not None:
-        return text_encoder
-    return instruction_encoder(dataset.env_spec.id if dataset.env_spec is not None else None)
+def instruction_examples(datasets: Sequence[minari.MinariDataset]) -> InstructionExamples:
+    """Every distinct (instruction, goal) pair the datasets' episodes record, sorted."""
+    pairs = set()
+    for dataset in datasets:
+        for meta in dataset.storage.get_episode_metadata(range(dataset.total_episodes)):
+            pairs.add((str(meta["instruction"]), str(meta["goal"])))
+    return tuple((text, Goal.from_json(goal)) for text, goal in sorted(pairs))
+
+
+def dataset_instruction_encoder(datasets: Sequence[minari.MinariDataset]) -> InstructionEncoder:
+    """The instruction feature of the datasets' env, fitted on their instructions
+    (:func:`~vlgor_envs.language.instruction_encoder`)."""
+    env_ids = {d.env_spec.id for d in datasets if d.env_spec is not None}
+    env_id = next(iter(env_ids)) if len(env_ids) == 1 else None
+    return instruction_encoder(env_id, instruction_examples(datasets))
+
+
+def _encoder(
+    text_encoder: InstructionEncoder | None, datasets: Sequence[minari.MinariDataset]
+) -> InstructionEncoder:
+    """``text_encoder``, or the instruction feature fitted on the datasets."""
+    return text_encoder if text_encoder is not None else dataset_instruction_encoder(datasets)
 
 
 def to_d3rlpy(dataset_or_id: DatasetLike, text_encoder: InstructionEncoder | None = None) -> ReplayBuffer:
@@ -262,8 +285,8 @@ def to_d3rlpy(dataset_or_id: DatasetLike, text_encoder: InstructionEncoder | Non
         dataset_or_id: A loaded ``minari.MinariDataset`` or a local dataset id such as
             ``"vlgor/clevr/real-train-v0"``.
         text_encoder: Embeds each instruction (``encode(str) -> (D,)``); default the feature
-            of the dataset's env, :func:`~vlgor_envs.language.instruction_encoder` (CLEVR's
-            parsed roles, else the MiniLM-L6 sentence embedding).
+            of the dataset's env fitted on its instructions (:func:`dataset_instruction_encoder`:
+            CLEVR's parsed roles, else the MiniLM-L6 sentence embedding).
 
     Returns:
         A d3rlpy ``ReplayBuffer`` (``MDPDataset``'s base; ``algo.fit`` takes it) with
@@ -280,7 +303,7 @@ def to_d3rlpy(dataset_or_id: DatasetLike, text_encoder: InstructionEncoder | Non
         TypeError: ``dataset_or_id`` is neither a dataset nor a string.
     """
     dataset = _load(dataset_or_id)
-    converted = _convert(dataset, _Embedder(_encoder(text_encoder, dataset)))
+    converted = _convert(dataset, _Embedder(_encoder(text_encoder, [dataset])))
     return ReplayBuffer(InfiniteBuffer(), episodes=converted.episodes, **_buffer_kwargs(converted))
 
 
@@ -396,7 +419,8 @@ def mix_datasets(
     Args:
         sources: ``(dataset or id, weight)`` pairs; a batch of ``B`` transitions holds
             ``batch_counts(B, weights)`` of each source (the paper's fixed 1:1 is weights 1, 1).
-        text_encoder: As in :func:`to_d3rlpy`; one encoder embeds every source.
+        text_encoder: As in :func:`to_d3rlpy`; one encoder, fitted on every source's
+            instructions by default, embeds every source.
 
     Raises:
         ValueError: No sources, a weight that is not positive and finite, or sources whose
@@ -412,7 +436,7 @@ def mix_datasets(
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not (0 < weight < float("inf")):
             raise ValueError(f"source weights must be positive finite numbers, got {weights}")
     datasets = [_load(dataset) for dataset, _ in sources]
-    embedder = _Embedder(_encoder(text_encoder, datasets[0]))
+    embedder = _Embedder(_encoder(text_encoder, datasets))
     parts = [_convert(dataset, embedder) for dataset in datasets]
     first = parts[0]
     for part in parts[1:]:

@@ -20,35 +20,48 @@ def goal_kind(env: str, goal: Goal) -> str:
     return clevr.goal_kind(goal) if env == "clevr" else metaworld.task_of(goal).name
 
 
-def instruction_encoder(env: str | None) -> InstructionEncoder:
+InstructionExamples = tuple[tuple[str, Goal], ...]
+"""Instructions and the goals they state, in a fixed order (what a dataset's episodes record)."""
+
+
+def instruction_encoder(env: str | None, examples: InstructionExamples | None = None) -> InstructionEncoder:
     """The instruction feature learners get in ``env`` (a name or Gymnasium id; ``None``: the
     sentence embedding).
 
     CLEVR instructions name balls by colour, and who is target and who is anchor is all
-    that tells two goals apart, so CLEVR gets its roles parsed (:func:`clevr_role_encoder`).
-    A Meta-World instruction names a task, which the sentence embedding already separates.
+    that tells two goals apart, so CLEVR gets its roles parsed (:func:`clevr_role_encoder`),
+    by a parser fitted on ``examples`` (a learner's datasets' instructions and goals; default
+    the train split's). A Meta-World instruction names a task, which the sentence embedding
+    already separates; ``examples`` is not used there.
     """
     if env is not None and "clevr" in env.lower():
-        return clevr_role_encoder()
+        return clevr_role_encoder(examples)
     return default_text_encoder()
 
 
 @functools.cache
-def clevr_role_encoder() -> RoleEncoder:
-    """CLEVR's instruction feature: the probabilities of the target's colour, the relation and
-    the anchor's colour, read from the colour slots by probes fitted on the train split's
-    wordings of its relation goals. Width 5 + 4 + 5 = 14. Built once per process (about 10 s)."""
-    examples = []
-    for goal in clevr.split_goals("train"):
-        target, relation, anchor = clevr.relation_clauses(goal)[0]
-        examples.append((clevr.render(goal), {"target": target, "relation": relation, "anchor": anchor}))
-    roles = {"target": clevr.COLOURS, "relation": clevr.RELATIONS, "anchor": clevr.COLOURS}
-    return RoleEncoder(roles, examples, KeywordSlotEncoder(clevr.COLOURS))
+def clevr_role_encoder(examples: InstructionExamples | None = None) -> RoleEncoder:
+    """CLEVR's instruction feature: the probabilities of every role of ``clevr.ROLES`` (the
+    goal's kind, each target's colour and relation, the anchor's colour, a motion's
+    direction), read from the colour slots by probes fitted on ``examples`` (default: every
+    train-split goal in its wording). Width 50; roles the examples never vary are constant.
+    Built once per process and set of examples (about 10 s)."""
+    if examples is None:
+        examples = tuple((clevr.render(goal), goal) for goal in clevr.split_goals("train"))
+    labelled = [(text, clevr.roles_of(goal)) for text, goal in examples]
+    return RoleEncoder(clevr.ROLES, labelled, _clevr_slots())
+
+
+@functools.cache
+def _clevr_slots() -> KeywordSlotEncoder:
+    """One reader for every CLEVR parser, so its cache of MiniLM states is shared."""
+    return KeywordSlotEncoder(clevr.COLOURS)
 
 
 __all__ = [
     "Goal",
     "InstructionEncoder",
+    "InstructionExamples",
     "KeywordSlotEncoder",
     "RoleEncoder",
     "Template",

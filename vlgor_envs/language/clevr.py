@@ -345,6 +345,28 @@ def _slots(goal: Goal) -> dict[str, str]:
     return slots
 
 
+#: What a parser of CLEVR instructions names, and the choices of each: the goal's kind, then
+#: its slots; ``"none"`` where a kind has no such slot (a motion has no anchor).
+NO_SLOT = "none"
+ROLES: dict[str, tuple[str, ...]] = {
+    "kind": KINDS,
+    "target": (*COLOURS, NO_SLOT),
+    "relation": (*RELATIONS, NO_SLOT),
+    "anchor": (*COLOURS, NO_SLOT),
+    "direction": (*DIRECTIONS, NO_SLOT),
+    "target2": (*COLOURS, NO_SLOT),
+    "relation2": (*RELATIONS, NO_SLOT),
+    "target3": (*COLOURS, NO_SLOT),
+    "relation3": (*RELATIONS, NO_SLOT),
+}
+
+
+def roles_of(goal: Goal) -> dict[str, str]:
+    """The choice of every role of :data:`ROLES` for ``goal`` (its kind and slots)."""
+    slots = _slots(goal)
+    return {"kind": goal_kind(goal)} | {role: slots.get(role, NO_SLOT) for role in ROLES if role != "kind"}
+
+
 def _goal_from_slots(kind: str, template: str, slots: Mapping[str, str]) -> Goal:
     if kind == "line_up":
         return Goal(template, ALL_BALLS, "line_up")
