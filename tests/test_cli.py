@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,9 @@ def test_vlgor_collect_then_datasets_list_and_show(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "wrote vlgor/clevr/real-train-v0: 2 episodes" in result.stdout
     again = subprocess.run(collect, capture_output=True, text=True, env=env, timeout=300)
-    assert again.returncode != 0 and "--overwrite" in again.stderr
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert again.stderr.startswith("vlgor: error: dataset 'vlgor/clevr/real-train-v0' already exists")
+    assert again.stderr.count("\n") == 1  # one line, no traceback
     listed = subprocess.run(
         [sys.executable, "-m", "vlgor_envs.cli", "datasets", "list"], capture_output=True, text=True, env=env
     )
@@ -93,6 +96,31 @@ def test_vlgor_collect_then_datasets_list_and_show(tmp_path: Path) -> None:
         env=env,
     )
     assert shown.returncode == 0 and '"episodes": 2' in shown.stdout
+
+
+def test_user_errors_are_one_line_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path)}
+    collect = [sys.executable, "-m", "vlgor_envs.cli", "collect", "--env", "clevr"]
+    for flags, message in [
+        (["--dataset-id", "foo"], "vlgor: error: dataset id 'foo' is malformed: expected [namespace/]name-v"),
+        (["--episodes", "-1"], "vlgor: error: episodes must be >= 1, got -1"),
+    ]:
+        result = subprocess.run([*collect, *flags], capture_output=True, text=True, env=env, timeout=300)
+        assert (result.returncode, result.stderr.count("\n")) == (2, 1), result.stderr
+        assert result.stderr.startswith(message)
+    debug = subprocess.run([*collect, "--episodes", "-1", "--debug"], capture_output=True, text=True, env=env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    # Ctrl-C while collecting: exit code 130, one line, and no staging folder or dataset left.
+    process = subprocess.Popen([*collect, "--episodes", "500"], stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stderr is not None
+    seen = ""
+    while "ep/s]" not in seen and process.poll() is None:  # tqdm's bar: the episodes have started
+        seen += process.stderr.read(1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    stderr = seen + stderr
+    assert process.returncode == 130 and stderr.endswith("vlgor: interrupted\n") and "Traceback" not in stderr
+    assert [p.name for p in tmp_path.iterdir()] == []
 
 
 def test_vlgor_rejects_an_unknown_env() -> None:

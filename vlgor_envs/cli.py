@@ -7,6 +7,7 @@ command's module is imported only when that command runs.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -77,9 +78,36 @@ def command(name: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), function)
 
 
+#: What a user's mistake raises (a bad value, a missing or existing dataset, a bad checkpoint,
+#: all ValueError or OSError subclasses): one line and exit code 2, without a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
+
+
 def main() -> None:
-    """Entry point of the ``vlgor`` console script."""
+    """Entry point of the ``vlgor`` console script: user errors are one line on stderr (exit
+    code 2; ``--debug`` shows the traceback), Ctrl-C exits with 130."""
     argv = sys.argv[1:]
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
+    try:
+        run(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.stdout.flush()
+        print("vlgor: interrupted", file=sys.stderr, flush=True)
+        # At once: cleanups have run, and objects cut off mid-construction (a MuJoCo renderer)
+        # would print errors from their finalisers at a normal exit.
+        os._exit(130)
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        print(f"vlgor: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(argv: list[str]) -> None:
+    """Dispatch ``argv`` (without the program name) to its subcommand."""
     if argv[:2] == ["bench", "splits"]:
         # A group with one subcommand: tyro would flatten it, so it is dispatched here.
         from benchmarks import splits as splits_benchmark

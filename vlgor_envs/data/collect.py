@@ -222,6 +222,17 @@ def _ensure_namespace(namespace: str) -> None:
             raise
 
 
+def dataset_namespace(dataset_id: str) -> str | None:
+    """The namespace of ``dataset_id``, or a ``ValueError`` saying what a good id looks like."""
+    try:
+        return parse_dataset_id(dataset_id)[0]
+    except (TypeError, ValueError, AssertionError):  # minari fails with TypeError on "foo"
+        raise ValueError(
+            f"dataset id {dataset_id!r} is malformed: expected [namespace/]name-v<version>, "
+            "e.g. 'vlgor/clevr/real-train-v0'"
+        ) from None
+
+
 @contextlib.contextmanager
 def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -> Iterator[Path]:
     """Write the dataset ``dataset_id`` atomically (see the module docstring).
@@ -236,7 +247,7 @@ def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -
         FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (checked before the
             body runs and again before the rename); the message names ``vlgor <command>``.
     """
-    namespace = parse_dataset_id(dataset_id)[0]  # raises on a malformed id
+    namespace = dataset_namespace(dataset_id)
     root = datasets_root()
     final = root / dataset_id
     if final.exists() and not overwrite:
