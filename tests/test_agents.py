@@ -45,8 +45,8 @@ from agents.commands import train_command
 from agents.encoder import FiLM, random_shift, spatial_softmax
 from vlgor_envs.clevr.expert import ClevrExpert
 from vlgor_envs.data import collect
-from vlgor_envs.data.d3rlpy_bridge import MixedDataset, to_d3rlpy
-from vlgor_envs.language import TextEncoder, default_text_encoder
+from vlgor_envs.data.d3rlpy_bridge import MixedDataset, instruction_examples, to_d3rlpy
+from vlgor_envs.language import TextEncoder, default_text_encoder, instruction_encoder
 
 REAL_ID = "vlgor/clevr/real-train-v0"
 NOISY_ID = "vlgor/clevr/imagined-noisy-v0"
@@ -477,6 +477,9 @@ def test_train_writes_the_run_folder(run: agents.TrainResult) -> None:
     assert [r for _, r in run.curve] == logged[:, 2].tolist()
     assert run.evaluation is not None and run.evaluation.episodes == 2
     assert (folder / "metrics.csv").read_text().splitlines()[0] == "step,success_rate"
+    # Trained with the caller's text encoder: no feature to rebuild, and evaluation is told so.
+    with pytest.raises(FileNotFoundError, match="pass the text_encoder the run was trained with"):
+        agents.run_text_encoder(folder)
 
 
 def test_saved_learner_loads_in_a_fresh_process(
@@ -600,6 +603,15 @@ def test_cli_trains_at_tiny_size(
     # CLEVR's default network (FiLM keypoints) and rate, with the shift asked for.
     assert params["encoder_factory"]["type"] == FILM_ENCODER_TYPE and params["learning_rate"] == 1e-3
     assert params["encoder_factory"]["params"]["random_shift"] == 2
+    # The instruction feature was fitted on both datasets' instructions, and the run rebuilds it.
+    examples = instruction_examples([real, noisy])
+    saved = json.loads((run_dir / "instruction_feature.json").read_text())
+    assert saved["env"] == "VLGOR-CLEVR-v0" and len(saved["examples"]) == len(examples)
+    rebuilt, fitted = agents.run_text_encoder(run_dir), instruction_encoder("clevr", examples)
+    instruction = examples[0][0]
+    np.testing.assert_array_equal(rebuilt.encode(instruction), fitted.encode(instruction))
+    learner = d3rlpy.load_learnable(str(run_dir / "model.d3"))
+    assert agents.d3rlpy_policy(learner, rebuilt).encoder is rebuilt
 
     # The same run_dir again is refused (in this process: a second start costs 10 s of imports).
     with pytest.raises(FileExistsError, match=r"not empty.*--overwrite"):

@@ -22,8 +22,14 @@ from d3rlpy.types import Shape
 from torch import nn
 
 from vlgor_envs.data import collect
-from vlgor_envs.data.d3rlpy_bridge import MixedDataset, batch_counts, mix_datasets, to_d3rlpy
-from vlgor_envs.language import TextEncoder, default_text_encoder
+from vlgor_envs.data.d3rlpy_bridge import (
+    MixedDataset,
+    batch_counts,
+    instruction_examples,
+    mix_datasets,
+    to_d3rlpy,
+)
+from vlgor_envs.language import Goal, TextEncoder, default_text_encoder, instruction_encoder
 
 EXPERT_ID = "vlgor/clevr/real-train-v0"
 NOISY_ID = "vlgor/clevr/noisy-v0"
@@ -174,6 +180,20 @@ def test_embeddings_are_the_encoders(noisy: minari.MinariDataset, encoder: TextE
         assert not embeddings.flags.writeable  # one shared vector per instruction, not a copy per step
 
 
+def test_the_default_feature_is_fitted_on_the_datasets_instructions(
+    expert: minari.MinariDataset, noisy: minari.MinariDataset
+) -> None:
+    metadata = [*expert.storage.get_episode_metadata(expert.episode_indices)]
+    metadata += noisy.storage.get_episode_metadata(noisy.episode_indices)
+    examples = instruction_examples([expert, noisy])
+    assert set(examples) == {(m["instruction"], Goal.from_json(m["goal"])) for m in metadata}
+    assert list(examples) == sorted(examples, key=lambda pair: (pair[0], pair[1].to_json()))
+    feature = instruction_encoder("clevr", examples)
+    mixed = mix_datasets([(expert, 1.0), (noisy, 1.0)])
+    for episode, meta in zip(mixed.episodes, metadata, strict=True):
+        np.testing.assert_array_equal(episode.observations[1][0], feature.encode(meta["instruction"]))
+
+
 def test_episodes_share_preallocated_storage(noisy: minari.MinariDataset, encoder: TextEncoder) -> None:
     episodes = to_d3rlpy(noisy, encoder).episodes
     base = episodes[0].observations[0].base
@@ -297,3 +317,5 @@ def test_non_vlgor_dataset_is_rejected(encoder: TextEncoder) -> None:
     dataset = collector.create_dataset("cartpole-random-v0", algorithm_name="random", author="test")
     with pytest.raises(ValueError, match=r"Dict\(image=.*instruction=Text"):
         to_d3rlpy(dataset, encoder)
+    with pytest.raises(ValueError, match="'cartpole-random-v0' records no instruction and goal"):
+        instruction_examples([dataset])

@@ -259,6 +259,11 @@ def instruction_examples(datasets: Sequence[minari.MinariDataset]) -> Instructio
     pairs = set()
     for dataset in datasets:
         for meta in dataset.storage.get_episode_metadata(range(dataset.total_episodes)):
+            if "instruction" not in meta or "goal" not in meta:
+                raise ValueError(
+                    f"an episode of {dataset.id!r} records no instruction and goal in its metadata, "
+                    "as `vlgor collect` and `vlgor imagine` do: pass a text_encoder of your own"
+                )
             pairs.add((str(meta["instruction"]), str(meta["goal"])))
     return tuple((text, Goal.from_json(goal)) for text, goal in sorted(pairs))
 

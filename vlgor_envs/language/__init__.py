@@ -44,8 +44,9 @@ def clevr_role_encoder(examples: InstructionExamples | None = None) -> RoleEncod
     """CLEVR's instruction feature: the probabilities of every role of ``clevr.ROLES`` (the
     goal's kind, each target's colour and relation, the anchor's colour, a motion's
     direction), read from the colour slots by probes fitted on ``examples`` (default: every
-    train-split goal in its wording). Width 50; roles the examples never vary are constant.
-    Built once per process and set of examples (about 10 s)."""
+    train-split goal in its wording). Roles the examples never vary, and choices they never
+    make, are left out: 14 numbers for the train split, up to 50. Built once per process and
+    set of examples (about 10 s for the train split's 600)."""
     if examples is None:
         examples = tuple((clevr.render(goal), goal) for goal in clevr.split_goals("train"))
     labelled = [(text, clevr.roles_of(goal)) for text, goal in examples]
