@@ -23,6 +23,7 @@ from benchmarks import (
     model_card,
     next_action_predictability,
     splits,
+    steps_pilot,
 )
 from benchmarks.report import RESULTS_DIR, load_result, replace_readme_section
 
@@ -68,6 +69,7 @@ def refresh_readme() -> None:
         instruction_probe,
         learner_throughput,
         expert_imitability,  # a pilot, run by hand (about 25 minutes)
+        steps_pilot,  # a pilot, run by hand (about 20 minutes a row)
     ):
         replace_readme_section(module.NAME, module.readme_table())
     # Measured on a lent GPU (tools/device), so `main` does not run it.

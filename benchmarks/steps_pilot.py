@@ -1,0 +1,96 @@
+"""Is the mixed-in data's cost a matter of updates? CLEVR BC per split after N and 2N updates.
+
+Trains DiscreteBC (CLEVR's defaults) on the split benchmark's real train dataset, alone or
+mixed 1:1 with other datasets (the Oracle's or +VLGOR's), for ``--steps`` updates, and
+evaluates the checkpoint at half the updates and the final one on every split, on the same
+held-out episodes. The instruction feature is fitted on the run's own datasets, as in the
+benchmark. Each run adds a row to ``steps_pilot.json`` (rows of other settings are kept).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import tyro
+
+from benchmarks.report import load_result, markdown_table, provenance, write_result
+
+NAME = "steps_pilot"
+SPLITS = ("train", "rephrasing", "counterfactual", "hard")
+EVAL_SEED = 3_000_000
+
+
+@dataclass
+class Args:
+    label: str
+    """The row's name (e.g. ``oracle``)."""
+    real: str = "vlgor/clevr/splits-cpu-real-train-v0"
+    extra: tuple[str, ...] = ()
+    """Datasets mixed 1:1 with the real one (``vlgor bench splits`` names them)."""
+    steps: int = 6000
+    seed: int = 0
+    eval_episodes: int = 100
+
+
+def run(args: Args) -> dict[str, Any]:
+    """Train, then the success rate per split of the half-way and the final checkpoint."""
+    import d3rlpy
+
+    from agents import d3rlpy_policy, evaluate, run_text_encoder, train
+
+    started = time.perf_counter()
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = train(
+            [args.real],
+            args.extra,
+            steps=args.steps,
+            seed=args.seed,
+            run_dir=run_dir,
+            save_every=args.steps // 2,
+            progress=False,
+        )
+        rows["train_seconds"] = time.perf_counter() - started
+        text_encoder = run_text_encoder(run_dir)
+        for path in result.checkpoints:
+            policy = d3rlpy_policy(d3rlpy.load_learnable(str(path)), text_encoder)
+            outcomes = {
+                split: evaluate(policy, "clevr", split, args.eval_episodes, seed=EVAL_SEED, num_envs=8)
+                for split in SPLITS
+            }
+            rows[path.stem.removeprefix("model_")] = {s: o.success_rate for s, o in outcomes.items()}
+    return rows
+
+
+def main(args: Args) -> None:
+    row = {**asdict(args), **run(args)}
+    try:  # read after the run, so that pilots run side by side keep each other's rows
+        figures: dict[str, Any] = load_result(NAME)["figures"]
+    except FileNotFoundError:
+        figures = {"rows": {}}
+    key = f"{args.label}, seed {args.seed}"
+    figures["rows"][key] = row
+    print(key, figures["rows"][key])
+    write_result(NAME, args, figures)
+    print(readme_table())
+
+
+def readme_table() -> str:
+    result = load_result(NAME)
+    rows = []
+    for key, row in result["figures"]["rows"].items():
+        for step in sorted((k for k in row if k.isdigit()), key=int):
+            rows.append([key, step, *(f"{100 * row[step][s]:.0f}" for s in SPLITS)])
+    return (
+        markdown_table(["data", "updates", *(f"{s} (%)" for s in SPLITS)], rows)
+        + f"\n\nDiscreteBC, CLEVR defaults, {result['config']['eval_episodes']} held-out episodes "
+        + "per split and checkpoint. "
+        + provenance(result)
+    )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
