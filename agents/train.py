@@ -47,7 +47,7 @@ from vlgor_envs.data.d3rlpy_bridge import batch_counts, instruction_examples, mi
 from vlgor_envs.language import Goal, instruction_encoder
 from vlgor_envs.language.encoder import InstructionEncoder
 
-__all__ = ["DEFAULT_ALGORITHMS", "TrainResult", "build_dataset", "train"]
+__all__ = ["DEFAULT_ALGORITHMS", "TrainResult", "build_dataset", "run_text_encoder", "train"]
 
 #: Algorithm used when none is named: behaviour cloning, the paper's first baseline.
 DEFAULT_ALGORITHMS: dict[ActionKind, str] = {"discrete": "DiscreteBC", "continuous": "BC"}
