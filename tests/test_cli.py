@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,10 @@ def test_user_errors_are_one_line_and_ctrl_c_leaves_nothing(tmp_path: Path) -> N
     seen = ""
     while "ep/s]" not in seen and process.poll() is None:  # tqdm's bar: the episodes have started
         seen += process.stderr.read(1)
-    process.send_signal(signal.SIGINT)
+    # Again every half second, as a user would: a library may swallow one interrupt.
+    while process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
     _, stderr = process.communicate(timeout=120)
     stderr = seen + stderr
     assert process.returncode == 130 and stderr.endswith("vlgor: interrupted\n") and "Traceback" not in stderr

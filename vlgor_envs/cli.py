@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -94,6 +95,7 @@ def main() -> None:
     except KeyboardInterrupt:
         if debug:
             raise
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         sys.stdout.flush()
         print("vlgor: interrupted", file=sys.stderr, flush=True)
         # At once: cleanups have run, and objects cut off mid-construction (a MuJoCo renderer)
