@@ -116,7 +116,13 @@ def test_user_errors_are_one_line_and_ctrl_c_leaves_nothing(tmp_path: Path) -> N
     # Its stderr goes to a file: a pipe nobody reads fills up and blocks the progress bar.
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr_file:
-        process = subprocess.Popen([*collect, "--episodes", "500"], stderr=stderr_file, env=env)
+        # pytest-xdist's workers ignore SIGINT, and children inherit that: give it back.
+        process = subprocess.Popen(
+            [*collect, "--episodes", "500"],
+            stderr=stderr_file,
+            env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         deadline = time.monotonic() + 120
         while "ep/s]" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)  # tqdm's bar is out: the episodes have started
