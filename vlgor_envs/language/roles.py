@@ -53,12 +53,21 @@ class RoleEncoder:
             raise ValueError("a RoleEncoder needs at least one role and one labelled instruction")
         self.roles = {name: tuple(choices) for name, choices in roles.items()}
         self.reader = reader
-        texts = [text for text, _ in examples]
         self.digest = hashlib.sha256(json.dumps([[t, dict(lab)] for t, lab in examples]).encode()).hexdigest()
-        inputs = np.stack([reader.encode(text) for text in texts])
+        inputs = np.stack([reader.encode(text) for text, _ in examples])
         self._probes = {
             role: self._fit(role, [lab[role] for _, lab in examples], inputs) for role in self.roles
         }
+        # What each number of the feature is: (role, choice) for every choice the examples use,
+        # of every role they vary. Constants tell a learner nothing and (measured) slow its
+        # learning of the rest, so they are left out.
+        self.columns: tuple[tuple[str, str], ...] = tuple(
+            (role, choice)
+            for role, probe in self._probes.items()
+            if not isinstance(probe, str)
+            for choice in self.roles[role]
+            if choice in probe.classes_
+        )
         self._cache: dict[str, npt.NDArray[np.float32]] = {}
 
     def _fit(self, role: str, labels: list[str], inputs: npt.NDArray[np.float32]) -> Any:
@@ -74,19 +83,6 @@ class RoleEncoder:
         # One BLAS thread: with more, the sums' order and so the last bits of the fit vary.
         with threadpool_limits(limits=1, user_api="blas"):
             return LogisticRegression(max_iter=3000).fit(inputs, labels)
-
-    @property
-    def columns(self) -> tuple[tuple[str, str], ...]:
-        """What each number of the feature is: ``(role, choice)`` for every choice the
-        examples use, of every role they vary. Constants tell a learner nothing and (measured)
-        slow its learning of the rest, so they are left out."""
-        return tuple(
-            (role, choice)
-            for role, probe in self._probes.items()
-            if not isinstance(probe, str)
-            for choice in self.roles[role]
-            if choice in probe.classes_
-        )
 
     @property
     def dim(self) -> int:
