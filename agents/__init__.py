@@ -21,6 +21,9 @@
 >>> agents.evaluate(policy, "clevr", "hard", episodes=50).success_rate  # doctest: +SKIP
 """
 
+import vlgor_envs  # noqa: F401  (first: it quiets the old gym that d3rlpy imports)
+
+# isort: split
 from agents.encoder import (
     ENCODER_TYPE,
     FILM_ENCODER_TYPE,

@@ -46,6 +46,7 @@ from vlgor_envs.data.collect import datasets_root, list_datasets
 from vlgor_envs.data.d3rlpy_bridge import batch_counts, instruction_examples, mix_datasets, to_d3rlpy
 from vlgor_envs.language import Goal, instruction_encoder
 from vlgor_envs.language.encoder import InstructionEncoder
+from vlgor_envs.quiet import plain_logs_off_terminal
 
 __all__ = ["DEFAULT_ALGORITHMS", "TrainResult", "build_dataset", "run_text_encoder", "train"]
 
@@ -357,6 +358,7 @@ def train(
         feature = {"env": env_id, "examples": [[text, goal.to_json()] for text, goal in examples]}
         _write_json(run_path / FEATURE_FILE, feature)
 
+    plain_logs_off_terminal()
     d3rlpy.seed(seed)  # network initialisation (at fit) and batch sampling
     learner = make_algorithm(algo_config, action_space, steps, device=device)
 

@@ -8,6 +8,7 @@ import os
 from benchmarks import (
     clevr_expert,
     clevr_throughput,
+    cli_startup,
     data_conversion,
     evaluation_throughput,
     expert_imitability,
@@ -40,6 +41,7 @@ def main() -> None:
     evaluation_throughput.main(evaluation_throughput.Args())
     instruction_probe.main(instruction_probe.Args())
     learner_throughput.main(learner_throughput.Args())
+    cli_startup.main(cli_startup.Args())
     model_card.main()
     # One one-thread worker per core (up to four): on two cores this beats one two-thread process.
     workers = min(4, os.cpu_count() or 1)
@@ -68,6 +70,7 @@ def refresh_readme() -> None:
         imagined_replay,
         instruction_probe,
         learner_throughput,
+        cli_startup,
         expert_imitability,  # a pilot, run by hand (about 25 minutes)
         steps_pilot,  # a pilot, run by hand (about 20 minutes a row)
     ):

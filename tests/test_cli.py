@@ -32,9 +32,11 @@ from benchmarks.splits import (
     regimes_of,
     temperature_table,
 )
+from vlgor_envs import cli
 from vlgor_envs.data.collect import list_datasets
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.rollouts import checkpoint_digest, imagine
+from vlgor_envs.quiet import plain_logs_off_terminal
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -72,6 +74,44 @@ def test_a_command_imports_only_its_own_layer() -> None:
     result = run(sys.executable, "-c", program)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_top_level_help_lists_every_command_without_importing_any() -> None:
+    program = (
+        "import sys; from vlgor_envs import cli; sys.argv = ['vlgor', '--help']\n"
+        "try: cli.main()\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in cli.COMMANDS.values() if m[0] in sys.modules and m[0] != cli.__name__))"
+    )
+    result = run(sys.executable, "-c", program)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    *listing, imported = result.stdout.splitlines()
+    assert imported == "[]"
+    for name, (_, _, summary) in cli.COMMANDS.items():
+        assert f"  {name}" in "\n".join(listing)
+        # The summary is the start of the command's own docstring, so the two cannot drift apart.
+        docstring = " ".join((cli.command(name).__doc__ or "").split())
+        assert docstring.startswith(summary), name
+    mistyped = run(sys.executable, "-m", "vlgor_envs.cli", "colect")
+    assert (mistyped.returncode, mistyped.stderr.count("\n")) == (2, 1)
+    assert mistyped.stderr.startswith("vlgor: error: unknown command 'colect'; the commands are splits")
+
+
+def test_importing_the_packages_prints_no_dependency_notice() -> None:
+    # d3rlpy imports the old gym, whose import prints a deprecation notice unless vlgor drops it.
+    result = run(sys.executable, "-c", "import agents, benchmarks.splits, d3rlpy")
+    assert result.returncode == 0 and result.stderr == ""
+    notice = run(sys.executable, "-c", "import d3rlpy")
+    assert "Gym has been unmaintained" in notice.stderr  # what the test above would catch
+
+
+def test_learner_logs_have_no_colour_codes_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    import d3rlpy.logging.logger  # noqa: F401  (configures structlog with colours)
+    import structlog
+
+    plain_logs_off_terminal()  # pytest's captured stdout is not a terminal
+    structlog.get_logger("vlgor-test").info("fit", step=3)
+    line = capsys.readouterr().out
+    assert "fit" in line and "step=3" in line and "\x1b[" not in line
 
 
 def test_vlgor_collect_then_datasets_list_and_show(tmp_path: Path) -> None:

@@ -13,6 +13,10 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 from gymnasium.envs.registration import register
 
+from vlgor_envs.quiet import drop_gym_notice
+
+drop_gym_notice()  # before anything imports d3rlpy, which imports the old gym
+
 register(
     id="VLGOR-CLEVR-v0",
     entry_point="vlgor_envs.clevr.env:ClevrRobotEnv",

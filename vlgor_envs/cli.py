@@ -19,17 +19,37 @@ import tyro
 
 from vlgor_envs.language import Goal, clevr, metaworld
 
-#: Each subcommand's (module, function). A command imports only its own module: all of them
-#: together load torch, peft and d3rlpy, about 15 s on 2 cores, which `vlgor splits` or
-#: `vlgor collect` do not need.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "splits": (__name__, "splits"),
-    "collect": ("vlgor_envs.data.commands", "collect_command"),
-    "datasets": ("vlgor_envs.data.commands", "datasets_command"),
-    "imagination": ("vlgor_envs.imagination.commands", "imagination_command"),
-    "imagine": ("vlgor_envs.imagination.rollouts", "imagine_command"),
-    "train": ("agents.commands", "train_command"),
-    "bench": (__name__, "bench"),
+#: Each subcommand's module, function and summary (the start of the function's docstring). A
+#: command imports only its own module, and `vlgor --help` none: all of them together load
+#: torch, peft and d3rlpy, about 15 s on 2 cores.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "splits": (__name__, "splits", "Print each split's size and example instructions"),
+    "collect": (
+        "vlgor_envs.data.commands",
+        "collect_command",
+        "Roll a scripted expert out and write a Minari dataset",
+    ),
+    "datasets": ("vlgor_envs.data.commands", "datasets_command", "List local vlgor datasets, or show one"),
+    "imagination": (
+        "vlgor_envs.imagination.commands",
+        "imagination_command",
+        "Train the imagination model: `pretrain` (interaction data), `finetune` (LoRA grounding)",
+    ),
+    "imagine": (
+        "vlgor_envs.imagination.rollouts",
+        "imagine_command",
+        "Roll the imagination model out on counterfactual prompts into a Minari dataset",
+    ),
+    "train": (
+        "agents.commands",
+        "train_command",
+        "Train an offline-RL policy (d3rlpy) on real and imagined datasets",
+    ),
+    "bench": (
+        __name__,
+        "bench",
+        "Benchmarks: `vlgor bench splits` scores learners with and without imagination",
+    ),
 }
 
 
@@ -75,8 +95,24 @@ def bench() -> None:
 
 def command(name: str) -> Callable[..., Any]:
     """The function of subcommand ``name``, its module imported."""
-    module, function = COMMANDS[name]
+    module, function, _ = COMMANDS[name]
     return getattr(importlib.import_module(module), function)
+
+
+def usage() -> str:
+    """The top-level help: each command and its summary, without importing any of them."""
+    width = max(map(len, COMMANDS))
+    listed = [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
+    return "\n".join(
+        [
+            "usage: vlgor COMMAND [ARGS] [--debug]",
+            "",
+            "commands:",
+            *listed,
+            "",
+            "`vlgor COMMAND --help` shows a command's options; --debug shows tracebacks of errors.",
+        ]
+    )
 
 
 #: What a user's mistake raises (a bad value, a missing or existing dataset, a bad checkpoint,
@@ -117,9 +153,13 @@ def run(argv: list[str]) -> None:
         splits_benchmark.main(tyro.cli(splits_benchmark.Args, args=argv[2:], prog="vlgor bench splits"))
     elif argv and argv[0] in COMMANDS:
         tyro.cli(command(argv[0]), args=argv[1:], prog=f"vlgor {argv[0]}")
+    elif argv[:1] in (["-h"], ["--help"]):
+        print(usage())
+    elif not argv:
+        print(usage(), file=sys.stderr)
+        sys.exit(2)
     else:
-        # `vlgor`, `vlgor --help` or a mistyped command: tyro lists every command.
-        tyro.extras.subcommand_cli_from_dict({name: command(name) for name in COMMANDS}, prog="vlgor")
+        raise ValueError(f"unknown command {argv[0]!r}; the commands are {', '.join(COMMANDS)}")
 
 
 if __name__ == "__main__":
