@@ -56,6 +56,15 @@ ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
 HEAD_MODULES = ("text_projection", "readout", "action_head", "state_head", "velocity_head")
 
 
+def _check_fields(cls: type, data: dict[str, Any], what: str) -> None:
+    """Every field of dataclass ``cls`` in ``data`` and nothing else: a saved config must not
+    fall back on today's defaults."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    missing, unknown = sorted(fields - set(data)), sorted(set(data) - fields)
+    if missing or unknown:
+        raise ValueError(f"{what}: missing fields {missing}, unknown fields {unknown}")
+
+
 @dataclasses.dataclass
 class WorldModelConfig:
     """Shape of the world model; saved as JSON next to the weights."""
@@ -117,16 +126,11 @@ class WorldModelConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorldModelConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - fields
-        if unknown:
-            raise ValueError(f"unknown world-model config fields {sorted(unknown)}")
+        _check_fields(cls, data, "world-model config")
+        _check_fields(AutoencoderConfig, data["autoencoder"], "autoencoder config")
         values = dict(data)
         values["autoencoder"] = AutoencoderConfig(
-            **{
-                **values.get("autoencoder", {}),
-                "hidden_channels": tuple(values["autoencoder"]["hidden_channels"]),
-            }
+            **{**data["autoencoder"], "hidden_channels": tuple(data["autoencoder"]["hidden_channels"])}
         )
         values["state_indices"] = tuple(values["state_indices"])
         return cls(**values)

@@ -37,6 +37,7 @@ from vlgor_envs.imagination.checkpoint import (
     atomic_folder,
     load_checkpoint,
     load_state,
+    read_config,
     read_weights,
     write_checkpoint_files,
 )
@@ -336,10 +337,10 @@ def _finish(
 ) -> Path:
     model.to("cpu")
     with atomic_folder(out) as staging:
-        write_checkpoint_files(staging, model, record)
-        if adapter is not None:
+        if adapter is not None:  # first: the config written last records their digests
             save_file(adapter["weights"], str(staging / ADAPTER_FILE))
             (staging / ADAPTER_CONFIG_FILE).write_text(json.dumps(adapter["config"], indent=2) + "\n")
+        write_checkpoint_files(staging, model, record)
     shutil.rmtree(_state_folder(out), ignore_errors=True)
     return out
 
@@ -375,6 +376,7 @@ def load_adapter(base: WorldModel, folder: str | Path) -> Any:
     ``merge_and_unload()`` on the result gives the model saved merged in ``folder``.
     """
     folder = Path(folder)
+    read_config(folder)  # verifies the adapter's files against their digests
     config = json.loads((folder / ADAPTER_CONFIG_FILE).read_text())
     weights = read_weights(folder, ADAPTER_FILE)
     heads = {k.removeprefix("heads."): v for k, v in weights.items() if k.startswith("heads.")}
