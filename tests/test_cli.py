@@ -175,7 +175,30 @@ def test_user_errors_are_one_line_and_ctrl_c_leaves_nothing(tmp_path: Path) -> N
         process.wait()
     stderr = log.read_text()
     assert process.returncode == 130 and stderr.endswith("vlgor: interrupted\n")
-    assert [p.name for p in root.iterdir()] == []
+    assert [p.name for p in root.iterdir()] == [".vlgor-locks"]  # no dataset, no staging folder
+
+
+def test_what_a_sigkill_leaves_is_removed_by_the_next_listing(tmp_path: Path) -> None:
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path)}
+    collect = [sys.executable, "-m", "vlgor_envs.cli", "collect", "--env", "clevr", "--episodes", "500"]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr_file:
+        process = subprocess.Popen(collect, stderr=stderr_file, env=env)
+        deadline = time.monotonic() + 120
+        while "ep/s]" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # some episodes written into the staging folder
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    (left,) = tmp_path.glob(".vlgor-staging-*")
+    assert any(left.rglob("*.hdf5"))
+    listed = subprocess.run(
+        [sys.executable, "-m", "vlgor_envs.cli", "datasets", "list"], capture_output=True, text=True, env=env
+    )
+    assert listed.returncode == 0 and listed.stdout.startswith("no vlgor datasets here")
+    assert listed.stderr.startswith(f"vlgor: removed {left.name} (")
+    assert listed.stderr.endswith("left by an interrupted write of 'vlgor/clevr/real-train-v0'\n")
+    assert not left.exists()
 
 
 def test_vlgor_rejects_an_unknown_env() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ import pytest
 import tyro
 
 from vlgor_envs.clevr.expert import SteeringClevrExpert
-from vlgor_envs.data import collect, describe, list_datasets
+from vlgor_envs.data import collect, describe, list_datasets, staging
 from vlgor_envs.data.commands import collect_command, datasets_command
 from vlgor_envs.language.goal import Goal
 
@@ -203,14 +206,51 @@ def test_interrupted_overwrite_keeps_old_dataset(minari_root: Path, monkeypatch:
 
 
 def test_a_namespace_made_meanwhile_by_another_writer_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    collect_module = importlib.import_module("vlgor_envs.data.collect")  # the package exports the function
-    collect_module.create_namespace("race/made")  # by a writer beside this one, after our check
+    staging.create_namespace("race/made")  # by a writer beside this one, after our check
     checks = iter([[], ["race/made"]])
-    monkeypatch.setattr(collect_module, "list_local_namespaces", lambda: next(checks))
-    collect_module._ensure_namespace("race/made")  # no "already exists"
-    monkeypatch.setattr(collect_module, "list_local_namespaces", lambda: [])
+    monkeypatch.setattr(staging, "list_local_namespaces", lambda: next(checks))
+    staging._ensure_namespace("race/made")  # no "already exists"
+    monkeypatch.setattr(staging, "list_local_namespaces", lambda: [])
     with pytest.raises(ValueError, match="already exists"):  # a failure that is not that race
-        collect_module._ensure_namespace("race/made")
+        staging._ensure_namespace("race/made")
+
+
+def test_a_second_writer_of_an_id_fails_before_it_starts(minari_root: Path) -> None:
+    dataset_id = "vlgor/clevr/contested-v0"
+    with staging.writer_lock(minari_root, dataset_id, "imagine"):
+        with pytest.raises(FileExistsError, match=rf"being written by `vlgor imagine` \(pid {os.getpid()}"):
+            collect("clevr", episodes=1, seed=0, dataset_id=dataset_id, progress=False)
+        with staging.writer_lock(minari_root, "vlgor/clevr/other-v0", "collect"):
+            pass  # another id is free
+    # Released, also by a process that dies: the lock is an flock the OS drops.
+    collect("clevr", episodes=1, seed=0, dataset_id=dataset_id, progress=False)
+    assert describe(dataset_id)["episodes"] == 1
+
+
+def test_a_hard_kill_between_the_overwrite_renames_restores_the_old_dataset(minari_root: Path) -> None:
+    dataset_id = "vlgor/clevr/renamed-v0"
+    collect("clevr", episodes=1, seed=3, dataset_id=dataset_id, progress=False)
+    # A writer killed by SIGKILL right after it moved the old dataset aside.
+    program = (
+        "import os, signal, pathlib\n"
+        "from vlgor_envs.data import collect\n"
+        "rename = pathlib.Path.rename\n"
+        "def rename_then_die(self, target):\n"
+        "    moved = rename(self, target)\n"
+        "    if pathlib.Path(target).name == 'replaced': os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return moved\n"
+        "pathlib.Path.rename = rename_then_die\n"
+        f"collect('clevr', episodes=2, seed=5, dataset_id={dataset_id!r}, overwrite=True, progress=False)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (minari_root / dataset_id).exists() and len(_staging_dirs(minari_root)) == 1
+    done = staging.recover_interrupted_writes(minari_root)
+    assert done[0] == f"restored {dataset_id!r}: a replacement of it was killed before the new data landed"
+    assert done[1].startswith("removed .vlgor-staging-vlgor%2Fclevr%2Frenamed-v0-")
+    assert done[1].endswith("left by an interrupted write of 'vlgor/clevr/renamed-v0'")
+    assert describe(dataset_id)["seed"] == 3 and _staging_dirs(minari_root) == []
+    assert staging.recover_interrupted_writes(minari_root) == []
 
 
 def test_unknown_env_and_id() -> None:

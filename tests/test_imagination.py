@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,7 +22,13 @@ import tyro
 
 from vlgor_envs.clevr.detect import detect_balls
 from vlgor_envs.data.collect import collect
-from vlgor_envs.imagination.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, upgrade
+from vlgor_envs.imagination.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    recover_folder,
+    save_checkpoint,
+    upgrade,
+)
 from vlgor_envs.imagination.commands import imagination_command, model_config
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv
@@ -309,6 +317,34 @@ def test_a_format_1_checkpoint_is_named_and_upgraded(tiny_checkpoint: Path, tmp_
     original = load_checkpoint(tiny_checkpoint)[0].state_dict()
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, original[name], msg=name)
+
+
+def test_a_checkpoint_write_killed_between_its_renames_is_recovered(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    destination = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, destination)
+    program = (
+        "import os, signal, pathlib\n"
+        "from vlgor_envs.imagination.checkpoint import load_checkpoint, save_checkpoint\n"
+        "rename = pathlib.Path.rename\n"
+        "def rename_then_die(self, target):\n"
+        "    moved = rename(self, target)\n"
+        "    if pathlib.Path(target).name.endswith('.previous'): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return moved\n"
+        "pathlib.Path.rename = rename_then_die\n"
+        f"save_checkpoint(load_checkpoint({str(tiny_checkpoint)!r})[0], {str(destination)!r})\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not destination.exists() and len(list(tmp_path.glob(".model.*"))) == 2
+    live = tmp_path / f".model.writing-{os.getpid()}-busy"  # a writer still at work is left alone
+    live.mkdir()
+    done = recover_folder(destination)
+    assert done[0] == f"restored {destination}: a write replacing it was killed before it landed"
+    assert len(done) == 2 and done[1].endswith("left by an interrupted write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "model"]
+    load_checkpoint(destination)  # the previous checkpoint, verified
 
 
 def test_wrong_image_size_is_named(tiny_checkpoint: Path) -> None:

@@ -14,27 +14,21 @@ images. Where each piece of provenance lives:
   the episode metadata (``dataset.storage.get_episode_metadata([i])``), next to Minari's own
   ``seed`` (episode ``i`` is reset with ``seed + i``) and reward statistics.
 
-Atomicity (:func:`staged_dataset`, also used by ``vlgor imagine``): collection runs with
-``MINARI_DATASETS_PATH`` pointed at a hidden staging folder
-(``.vlgor-staging-*``) inside the real datasets root, so Minari writes the complete dataset
-there under its final id; only then is its folder renamed into place (one ``rename`` on the
-same file system). Any exception removes the staging folder; a hard kill can leave one
-behind, which Minari's listing skips because hidden folders are not datasets.
+Atomicity (:mod:`vlgor_envs.data.staging`, also used by ``vlgor imagine``): Minari writes the
+complete dataset into a hidden staging folder, which is then renamed into place; one writer
+per id; what a hard kill leaves behind is recovered by the next write or ``vlgor datasets list``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +38,10 @@ import minari
 import numpy as np
 from gymnasium import spaces
 from minari.data_collector.callbacks import StepDataCallback
-from minari.dataset.minari_dataset import parse_dataset_id
-from minari.namespace import create_namespace, list_local_namespaces
-from minari.storage.datasets_root_dir import get_dataset_path
 from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
+from vlgor_envs.data.staging import datasets_root, staged_dataset
 from vlgor_envs.language.goal import Goal
 
 #: Collectable envs: name -> (Gymnasium id, scripted expert as ``module:Class``).
@@ -63,8 +55,6 @@ ENVS: dict[str, tuple[str, str]] = {
 OBJECT_STATE_INFO: dict[str, str] = {"clevr": "ball_positions", "metaworld": "state"}
 #: Namespace of every dataset this package writes.
 NAMESPACE = "vlgor"
-_STAGING_PREFIX = ".vlgor-staging-"
-_MINARI_ENV_VAR = "MINARI_DATASETS_PATH"
 #: hdf5 filters offered, with their level (gzip 4: measured as small as 9 and as fast as 1).
 _COMPRESSIONS: dict[str | None, int | None] = {"gzip": 4, "lzf": None, None: None}
 #: Frames per hdf5 chunk along time when repacking.
@@ -75,11 +65,6 @@ def default_dataset_id(env: str, split: str, task: str | None = None) -> str:
     """``vlgor/<env>/real-<split>-v0`` (``real-<split>-<task>-v0`` for a single task)."""
     name = f"real-{split}" if task is None else f"real-{split}-{task}"
     return f"{NAMESPACE}/{env}/{name}-v0"
-
-
-def datasets_root() -> Path:
-    """The Minari datasets root (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
-    return Path(get_dataset_path())
 
 
 def _env_entry(env: str) -> tuple[str, str]:
@@ -157,20 +142,6 @@ class ObjectStateCallback(StepDataCallback):
         return step_data
 
 
-@contextlib.contextmanager
-def _minari_root(path: Path) -> Iterator[None]:
-    """Point Minari (which reads ``MINARI_DATASETS_PATH`` on every call) at ``path``."""
-    previous = os.environ.get(_MINARI_ENV_VAR)
-    os.environ[_MINARI_ENV_VAR] = str(path)
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[_MINARI_ENV_VAR]
-        else:
-            os.environ[_MINARI_ENV_VAR] = previous
-
-
 def repack_hdf5(path: Path, compression: str) -> None:
     """Rewrite Minari's hdf5 file with a lossless filter, in place (same groups and attrs).
 
@@ -201,78 +172,6 @@ def repack_hdf5(path: Path, compression: str) -> None:
 
         source.visititems(copy)
     os.replace(packed, path)
-
-
-def exists_error(dataset_id: str, command: str = "collect") -> FileExistsError:
-    """The error for an existing ``dataset_id``; it names the fix (``vlgor <command> ... --overwrite``)."""
-    return FileExistsError(
-        f"dataset {dataset_id!r} already exists in {datasets_root()}; pass overwrite=True "
-        f"(`vlgor {command} ... --overwrite`) to replace it, or choose another dataset_id"
-    )
-
-
-def _ensure_namespace(namespace: str) -> None:
-    """Create ``namespace`` unless it exists, also when another process creates it meanwhile."""
-    if namespace in list_local_namespaces():
-        return
-    try:
-        create_namespace(namespace)
-    except ValueError:  # "already exists": a writer beside this one made it first
-        if namespace not in list_local_namespaces():
-            raise
-
-
-def dataset_namespace(dataset_id: str) -> str | None:
-    """The namespace of ``dataset_id``, or a ``ValueError`` saying what a good id looks like."""
-    try:
-        return parse_dataset_id(dataset_id)[0]
-    except (TypeError, ValueError, AssertionError):  # minari fails with TypeError on "foo"
-        raise ValueError(
-            f"dataset id {dataset_id!r} is malformed: expected [namespace/]name-v<version>, "
-            "e.g. 'vlgor/clevr/real-train-v0'"
-        ) from None
-
-
-@contextlib.contextmanager
-def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -> Iterator[Path]:
-    """Write the dataset ``dataset_id`` atomically (see the module docstring).
-
-    Yields a fresh staging folder with Minari pointed at it; the body writes the complete
-    dataset there under ``dataset_id``. When the body returns, that folder replaces
-    ``<datasets root>/<dataset_id>`` in one rename (creating the namespace if needed); if the
-    body raises, the staging folder is removed and an existing dataset stays untouched.
-
-    Raises:
-        ValueError: Malformed ``dataset_id`` (before anything runs).
-        FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (checked before the
-            body runs and again before the rename); the message names ``vlgor <command>``.
-    """
-    namespace = dataset_namespace(dataset_id)
-    root = datasets_root()
-    final = root / dataset_id
-    if final.exists() and not overwrite:
-        raise exists_error(dataset_id, command)
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
-    try:
-        with _minari_root(staging):
-            yield staging
-        staged = staging / dataset_id
-        replaced = staging / "replaced"
-        if final.exists():
-            if not overwrite:
-                raise exists_error(dataset_id, command)
-            final.rename(replaced)
-        try:
-            if namespace is not None:
-                _ensure_namespace(namespace)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staged.rename(final)
-        except BaseException:
-            if replaced.exists() and not final.exists():
-                replaced.rename(final)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def collect(

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import tyro
 
 from vlgor_envs.data.collect import collect, describe, list_datasets
+from vlgor_envs.data.staging import report_recovery
 
 
 def collect_command(
@@ -83,6 +84,7 @@ def datasets_command(
     if isinstance(action, ShowDataset):
         print(json.dumps(describe(action.dataset_id), indent=2))
         return
+    report_recovery()
     ids = list_datasets()
     if not ids:
         print("no vlgor datasets here; make one with `vlgor collect --env clevr`")

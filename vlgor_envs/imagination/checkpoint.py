@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,10 +53,16 @@ def shipped_checkpoint(env: str) -> Path:
 
 @contextmanager
 def atomic_folder(destination: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``destination``; on success it replaces ``destination``."""
+    """Yield a temporary folder beside ``destination``; on success it replaces ``destination``.
+
+    What a hard kill of an earlier write left is recovered first (:func:`recover_folder`).
+    """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.writing-", dir=destination.parent))
+    recover_folder(destination)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{destination.name}.writing-{os.getpid()}-", dir=destination.parent)
+    )
     try:
         yield staging
         previous = destination.parent / f".{destination.name}.previous"
@@ -66,6 +73,34 @@ def atomic_folder(destination: Path) -> Iterator[Path]:
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def recover_folder(destination: Path) -> list[str]:
+    """After a hard kill of a write of ``destination``: put the previous folder back if the new
+    one never landed, and remove staging folders whose writer is gone. Says what it did."""
+    done = []
+    previous = destination.parent / f".{destination.name}.previous"
+    if previous.is_dir() and not destination.exists():
+        previous.rename(destination)
+        done.append(f"restored {destination}: a write replacing it was killed before it landed")
+    for staging in destination.parent.glob(f".{destination.name}.writing-*"):
+        pid = staging.name.removeprefix(f".{destination.name}.writing-").split("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+            done.append(f"removed {staging}, left by an interrupted write")
+    for line in done:
+        print(f"vlgor: {line}", file=sys.stderr)
+    return done
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -219,8 +254,6 @@ def upgrade(path: str | Path) -> Path:
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:2] != ["upgrade"] or len(sys.argv) != 3:
         sys.exit("usage: python -m vlgor_envs.imagination.checkpoint upgrade PATH")
     print(f"upgraded {upgrade(sys.argv[2])}")

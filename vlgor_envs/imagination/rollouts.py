@@ -83,8 +83,8 @@ from vlgor_envs.data.collect import (
     make_expert,
     random_action,
     repack_hdf5,
-    staged_dataset,
 )
+from vlgor_envs.data.staging import staged_dataset
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
 from vlgor_envs.imagination.env import REAL_ENV_IDS, ImaginedVectorEnv, real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS, DEFAULT_TEMPERATURE, check_temperature
