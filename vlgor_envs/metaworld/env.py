@@ -236,7 +236,7 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
             raise RuntimeError("call reset() before step()")
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (4,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"action must be 4 finite numbers in [-1, 1], got {action!r}")
+            raise ValueError(f"action must be 4 finite numbers (clipped to [-1, 1]), got {action!r}")
         state, native_reward, _, _, native_info = self.scene.step(np.clip(action, -1.0, 1.0))
         self._state = self._with_goal(np.asarray(state, dtype=np.float64))
         self._steps += 1
