@@ -96,6 +96,12 @@ def test_top_level_help_lists_every_command_without_importing_any() -> None:
     assert mistyped.stderr.startswith("vlgor: error: unknown command 'colect'; the commands are splits")
 
 
+def test_the_readme_lists_every_command() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    commands = readme[readme.index("## Commands") : readme.index("## Using")]
+    assert [name for name in cli.COMMANDS if f"| `vlgor {name}" not in commands] == []
+
+
 def test_importing_the_packages_prints_no_dependency_notice() -> None:
     # d3rlpy imports the old gym, whose import prints a deprecation notice unless vlgor drops it.
     result = run(sys.executable, "-c", "import agents, benchmarks.splits, d3rlpy")
