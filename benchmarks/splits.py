@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from matplotlib import pyplot as plt
 
-from agents import d3rlpy_policy, make_config, run_text_encoder, train
+from agents import TrainConfig, d3rlpy_policy, make_config, run_text_encoder, train
 from agents.evaluate import env_id_of
 from agents.registry import ActionKind, learner_defaults
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
@@ -557,20 +557,21 @@ def run_one(
     if reused is not None:
         return reused
     started = time.perf_counter()
-    run = train(
-        [real],
-        extra,
-        algo=algo,
-        steps=preset.steps,
+    config = TrainConfig(
         run_dir=run_dir,
-        seed=seed,
+        algo=algo,
+        real=(real,),
+        imagined=tuple(extra),
         ratio=args.ratio,
-        save_every=max(1, preset.steps // preset.checkpoints),
+        steps=preset.steps,
+        seed=seed,
         batch_size=preset.batch_size,
+        save_every=max(1, preset.steps // preset.checkpoints),
         device=args.device,
         overwrite=True,
         progress=False,
     )
+    run = train(config)
     trained = time.perf_counter() - started
     text_encoder = run_text_encoder(run_dir)
     blocks: dict[str, list[dict[str, Any]]] = {split: [] for split in args.eval_splits}
