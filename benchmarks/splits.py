@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import matplotlib
 
@@ -73,7 +73,13 @@ from vlgor_envs.data.d3rlpy_bridge import instruction_examples
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
-from vlgor_envs.imagination.rollouts import check_arguments, checkpoint_digest, imagine, imagined_prompts
+from vlgor_envs.imagination.rollouts import (
+    ImagineConfig,
+    check_arguments,
+    checkpoint_digest,
+    imagine,
+    imagined_prompts,
+)
 from vlgor_envs.language import InstructionExamples, instruction_encoder
 
 NAME = "splits"
@@ -294,16 +300,19 @@ def ensure_imagined(
 ) -> str:
     dataset_id = imagined_splits_id(env, preset, split, edits, temperature, drop_failures)
     if fresh or dataset_id not in list_datasets():
+        # Names checked by `imagine` (the benchmark iterates over them as plain strings).
         imagine(
-            env,
-            split=split,
-            rollouts=rollouts,
-            seed=seed,
-            edits=edits,
-            keep_failures=not drop_failures,
-            dataset_id=dataset_id,
-            overwrite=True,
-            temperature=temperature,
+            ImagineConfig(
+                cast(Any, env),
+                split=cast(Any, split),
+                rollouts=rollouts,
+                seed=seed,
+                edits=cast(Any, edits),
+                drop_failures=drop_failures,
+                dataset_id=dataset_id,
+                overwrite=True,
+                temperature=temperature,
+            )
         )
         return dataset_id
     metadata = _imagined_metadata(dataset_id)

@@ -35,7 +35,7 @@ from benchmarks.splits import (
 from vlgor_envs import cli
 from vlgor_envs.data.collect import list_datasets
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
-from vlgor_envs.imagination.rollouts import checkpoint_digest, imagine
+from vlgor_envs.imagination.rollouts import ImagineConfig, checkpoint_digest, imagine
 from vlgor_envs.quiet import plain_logs_off_terminal
 
 
@@ -388,7 +388,15 @@ def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
     # its own preset name keeps it apart from the other tests' datasets.
     dataset_id = imagined_splits_id("clevr", "old", "counterfactual", "both", 0.0)
     imagine(
-        "clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id, temperature=1.0
+        ImagineConfig(
+            "clevr",
+            rollouts=1,
+            num_envs=1,
+            max_steps=2,
+            progress=False,
+            dataset_id=dataset_id,
+            temperature=1.0,
+        )
     )
     with pytest.raises(ValueError, match="imagined at temperature 1, not 0; pass --fresh-data"):
         ensure_imagined("clevr", "old", "counterfactual", "both", 1, seed=0, temperature=0.0, fresh=False)
@@ -410,7 +418,9 @@ def test_split_benchmark_keeps_imagined_failures_apart_from_successes_only_data(
     )
     # A dataset under the successes-only name that kept its failures (made by hand) is refused.
     dataset_id = imagined_splits_id("clevr", "mixed", "counterfactual", "both", 0.0, drop_failures=True)
-    imagine("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    imagine(
+        ImagineConfig("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    )
     with pytest.raises(ValueError, match="should hold only the successes; pass --fresh-data"):
         ensure_imagined(
             "clevr", "mixed", "counterfactual", "both", 1, 0, 0.0, fresh=False, drop_failures=True
@@ -426,7 +436,9 @@ def test_split_runs_at_another_ratio_get_folders_of_their_own() -> None:
 
 def test_split_benchmark_refuses_data_imagined_by_another_model() -> None:
     dataset_id = imagined_splits_id("clevr", "stale", "counterfactual", "both", 0.0)
-    imagine("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    imagine(
+        ImagineConfig("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    )
     # Made by the shipped model: reused as it is.
     assert ensure_imagined("clevr", "stale", "counterfactual", "both", 1, 0, 0.0, fresh=False) == dataset_id
     storage = minari.load_dataset(dataset_id).storage

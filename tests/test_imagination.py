@@ -33,7 +33,7 @@ from vlgor_envs.imagination.commands import imagination_command, model_config
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
-from vlgor_envs.imagination.model import HEAD_MODULES, WorldModel
+from vlgor_envs.imagination.model import HEAD_MODULES, WorldModel, WorldModelConfig
 from vlgor_envs.imagination.training import (
     Schedule,
     _Batches,
@@ -307,6 +307,7 @@ def test_a_format_1_checkpoint_is_named_and_upgraded(tiny_checkpoint: Path, tmp_
     def to_format_1(config: dict[str, Any]) -> None:
         config["version"] = 1
         del config["files"]
+        del config["model"]["source_noise"]  # format 1 read a missing field as its default
 
     old = _copy_with_config(tiny_checkpoint, tmp_path / "old", to_format_1)
     with pytest.raises(CheckpointError, match=r"format version 1.*checkpoint upgrade"):
@@ -314,6 +315,7 @@ def test_a_format_1_checkpoint_is_named_and_upgraded(tiny_checkpoint: Path, tmp_
     upgrade(old)
     model, config = load_checkpoint(old)
     assert set(config["files"]) == {"model.safetensors", "adapter.safetensors", "adapter.json"}
+    assert config["model"]["source_noise"] == WorldModelConfig.source_noise
     original = load_checkpoint(tiny_checkpoint)[0].state_dict()
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, original[name], msg=name)

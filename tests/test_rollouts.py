@@ -22,6 +22,7 @@ from vlgor_envs.imagination import env as imagination_env
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv, real_env_seed
 from vlgor_envs.imagination.rollouts import (
+    ImagineConfig,
     checkpoint_digest,
     imagine,
     imagine_command,
@@ -50,7 +51,7 @@ def _staging_dirs(root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def counterfactual() -> minari.MinariDataset:
-    return imagine("clevr", rollouts=ROLLOUTS, **TINY)
+    return imagine(ImagineConfig("clevr", rollouts=ROLLOUTS, **TINY))
 
 
 def test_counterfactual_dataset_records_prompts_and_provenance(counterfactual: minari.MinariDataset) -> None:
@@ -103,7 +104,9 @@ def test_episodes_start_from_the_expert_first_action(
 def test_later_actions_are_the_model_predictions() -> None:
     # One env at a time: batched model calls may round a pixel differently than single ones.
     dataset = imagine(
-        "clevr", rollouts=1, num_envs=1, max_steps=3, dataset_id="vlgor/clevr/one-v0", progress=False
+        ImagineConfig(
+            "clevr", rollouts=1, num_envs=1, max_steps=3, dataset_id="vlgor/clevr/one-v0", progress=False
+        )
     )
     episode, meta = dataset[0], _episode_metadata(dataset)[0]
     assert len(episode) > 1, "rollout 0 reached its goal at once: choose a seed whose rollout runs on"
@@ -144,7 +147,7 @@ def test_both_edits_mix_target_and_behavior_edits() -> None:
 
 
 def test_target_ablation_writes_its_own_id_with_target_edits_only() -> None:
-    dataset = imagine("clevr", rollouts=2, edits="target", **TINY)
+    dataset = imagine(ImagineConfig("clevr", rollouts=2, edits="target", **TINY))
     assert dataset.id == imagined_dataset_id("clevr", "counterfactual", "target")
     assert dataset.id == "vlgor/clevr/imagined-counterfactual-target-v0"
     assert {m["edit"] for m in _episode_metadata(dataset)} == {"target"}
@@ -169,7 +172,7 @@ def test_rephrasing_and_hard_sample_their_split_without_edits() -> None:
 )
 def test_edits_that_do_not_exist_are_refused(env: str, split: str, edits: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        imagine(env, split=split, rollouts=1, edits=edits, progress=False)
+        imagine(ImagineConfig(env, split=split, rollouts=1, edits=edits, progress=False))
 
 
 def test_metaworld_counterfactual_sources_are_train_tasks_of_the_same_target() -> None:
@@ -180,7 +183,7 @@ def test_metaworld_counterfactual_sources_are_train_tasks_of_the_same_target() -
 
 
 def test_metaworld_imagined_dataset() -> None:
-    dataset = imagine("metaworld", rollouts=2, num_envs=2, max_steps=2, progress=False)
+    dataset = imagine(ImagineConfig("metaworld", rollouts=2, num_envs=2, max_steps=2, progress=False))
     assert dataset.id == "vlgor/metaworld/imagined-counterfactual-v0"
     for meta in _episode_metadata(dataset):
         goal, source = Goal.from_json(meta["goal"]), Goal.from_json(meta["source_goal"])
@@ -190,8 +193,8 @@ def test_metaworld_imagined_dataset() -> None:
 
 
 def test_same_seed_gives_identical_rollouts() -> None:
-    first = imagine("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-a-v0", **TINY)
-    second = imagine("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-b-v0", **TINY)
+    first = imagine(ImagineConfig("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-a-v0", **TINY))
+    second = imagine(ImagineConfig("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-b-v0", **TINY))
     for a, b in zip(first.iterate_episodes(), second.iterate_episodes(), strict=True):
         assert np.array_equal(a.observations["image"], b.observations["image"])
         assert np.array_equal(a.actions, b.actions)
@@ -218,7 +221,9 @@ def test_dropping_failures_keeps_only_rollouts_that_reached_their_goal(
     expected = [k for k, p in enumerate(prompts) if p.goal in winners]
     _judge_success_for(winners, monkeypatch)
     dataset = imagine(
-        "clevr", rollouts=ROLLOUTS, seed=11, keep_failures=False, dataset_id="vlgor/clevr/won-v0", **TINY
+        ImagineConfig(
+            "clevr", rollouts=ROLLOUTS, seed=11, drop_failures=True, dataset_id="vlgor/clevr/won-v0", **TINY
+        )
     )
     metadata = _episode_metadata(dataset)
     assert [m["rollout"] for m in metadata] == expected
@@ -236,7 +241,9 @@ def test_dropping_failures_keeps_only_rollouts_that_reached_their_goal(
 def test_dropping_every_rollout_writes_nothing(minari_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _judge_success_for(set(), monkeypatch)
     with pytest.raises(RuntimeError, match="none of the 2 imagined rollouts reached its goal"):
-        imagine("clevr", rollouts=2, keep_failures=False, dataset_id="vlgor/clevr/lost-v0", **TINY)
+        imagine(
+            ImagineConfig("clevr", rollouts=2, drop_failures=True, dataset_id="vlgor/clevr/lost-v0", **TINY)
+        )
     assert not (minari_root / "vlgor/clevr/lost-v0").exists()
     assert _staging_dirs(minari_root) == []
 
@@ -246,7 +253,7 @@ def test_existing_id_is_refused_and_an_interrupted_overwrite_keeps_it(
 ) -> None:
     first_frame = counterfactual[0].observations["image"]
     with pytest.raises(FileExistsError, match="--overwrite"):
-        imagine("clevr", rollouts=1, **TINY)
+        imagine(ImagineConfig("clevr", rollouts=1, **TINY))
     calls = 0
 
     def failing_act(self: SteeringClevrExpert, info: dict[str, Any]) -> int:
@@ -258,7 +265,7 @@ def test_existing_id_is_refused_and_an_interrupted_overwrite_keeps_it(
 
     monkeypatch.setattr(SteeringClevrExpert, "act", failing_act)
     with pytest.raises(KeyboardInterrupt):
-        imagine("clevr", rollouts=3, overwrite=True, **TINY)
+        imagine(ImagineConfig("clevr", rollouts=3, overwrite=True, **TINY))
     kept = minari.load_dataset(counterfactual.id)
     assert kept.total_episodes == ROLLOUTS
     assert np.array_equal(kept[0].observations["image"], first_frame)

@@ -11,6 +11,7 @@ renamed into place, so an interrupted write leaves the previous checkpoint (or n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -238,13 +239,26 @@ def load_checkpoint(
     return model.to(device).eval(), config
 
 
+def _with_format_1_defaults(model: dict[str, Any]) -> dict[str, Any]:
+    """The model config as format 1 loaded it: a missing field took today's default."""
+    filled = {}
+    for field in dataclasses.fields(WorldModelConfig):
+        if field.name in model:
+            filled[field.name] = model[field.name]
+        elif field.default is not dataclasses.MISSING:
+            filled[field.name] = field.default
+    return filled
+
+
 def upgrade(path: str | Path) -> Path:
-    """Re-save a format-1 checkpoint (no digests) as format 2, trusting its files as they are."""
+    """Re-save a format-1 checkpoint (no digests) as format 2, trusting its files as they are and
+    writing out the defaults its config left unset."""
     path = Path(path)
     config = json.loads((path / CONFIG_FILE).read_text())
     if config.get("format") != FORMAT or config.get("version") != 1:
         raise CheckpointError(f"{path} is not a format-1 {FORMAT} checkpoint")
     content = {k: v for k, v in config.items() if k not in ("format", "version", "files")}
+    content["model"] = _with_format_1_defaults(content["model"])
     with atomic_folder(path) as staging:
         for file in path.iterdir():
             if file.is_file() and file.name != CONFIG_FILE:

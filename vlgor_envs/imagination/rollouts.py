@@ -37,7 +37,7 @@ clipped to the action space). The rollouts run ``num_envs`` at a time in one
 :class:`~vlgor_envs.imagination.env.ImaginedVectorEnv` (one model call per step); a finished
 slot is reset with the next prompt through a partial reset (``options["reset_mask"]``).
 An episode is terminated when the goal predicate holds on the imagined outcome and truncated
-at the env's step limit (or ``max_steps``). ``keep_failures=False`` drops the rollouts that
+at the env's step limit (or ``max_steps``). ``drop_failures=True`` drops the rollouts that
 never reached their goal. The same arguments give the same dataset bit for bit; another
 ``num_envs`` batches the model differently, which can round a pixel differently.
 
@@ -288,94 +288,108 @@ class _FirstActions:
             self.real.close()
 
 
-def imagine(
-    env: str,
-    split: str = "counterfactual",
-    rollouts: int = 1000,
-    seed: int = 0,
-    edits: str = "both",
-    keep_failures: bool = True,
-    checkpoint: str | Path | None = None,
-    dataset_id: str | None = None,
-    overwrite: bool = False,
-    num_envs: int = 16,
-    flow_steps: int | None = None,
-    first_action: str = "expert",
-    max_steps: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    temperature: float = DEFAULT_TEMPERATURE,
-) -> minari.MinariDataset:
+@dataclasses.dataclass
+class ImagineConfig:
+    """Write an imagined Minari dataset: counterfactual prompts rolled out by the imagination model.
+
+    ``vlgor imagine`` parses this and :func:`imagine` takes it.
+    """
+
+    env: Literal["clevr", "metaworld"]
+    """Which environment's imagination model."""
+    split: Literal["train", "rephrasing", "counterfactual", "hard"] = "counterfactual"
+    """Where the goals come from: edits of train goals (counterfactual) or sampled from the split."""
+    rollouts: int = 1000
+    """Imagined rollouts; rollout k starts from reset seed `seed + k`."""
+    edits: Literal["both", "target", "behavior"] = "both"
+    """Counterfactual edits: both, or only target / only behaviour (the paper's Table 2 ablations)."""
+    drop_failures: bool = False
+    """Drop rollouts whose imagined outcome never reached the goal (if none did, nothing is
+    written and a RuntimeError says so)."""
+    checkpoint: Path | None = None
+    """Imagination checkpoint folder; default the shipped one."""
+    dataset_id: str | None = None
+    """Minari id; default `vlgor/<env>/imagined-<split>-v0` (`-<edits>-v0` for one edit type)."""
+    overwrite: bool = False
+    """Replace an existing dataset of that id."""
+    num_envs: int = 16
+    """Rollouts imagined together in one batched model call."""
+    seed: int = 0
+    """Base seed of the starts, the prompts and random first actions."""
+    first_action: Literal["expert", "random"] = "expert"
+    """First action a'_0: the scripted expert's at the same real start, or uniformly random."""
+    flow_steps: int | None = None
+    """Euler steps per imagined frame (default: the imagined env's)."""
+    temperature: float = DEFAULT_TEMPERATURE
+    """Scale of the flow's starting noise (0: deterministic frames; 1: as in training)."""
+    max_steps: int | None = None
+    """Truncate rollouts after this many steps (default: the env's limit)."""
+    device: str = "cpu"
+    """Torch device of the model."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+    progress: bool = True
+    """Show a progress bar over rollouts."""
+
+
+def _check(config: ImagineConfig) -> None:
+    check_arguments(config.env, config.split, config.edits)
+    check_choice("first_action", config.first_action, FIRST_ACTIONS)
+    for name in ("rollouts", "num_envs"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {config.seed}")
+    if config.max_steps is not None and config.max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 or None, got {config.max_steps}")
+    if config.flow_steps is not None and config.flow_steps < 1:
+        raise ValueError(f"flow_steps must be >= 1, got {config.flow_steps}")
+    check_temperature(config.temperature)
+
+
+def imagine(config: ImagineConfig) -> minari.MinariDataset:
     """Roll the imagination model out on counterfactual prompts and write a Minari dataset.
 
-    See the module docstring for how prompts, first actions and episodes are made.
-
-    Args:
-        env: ``"clevr"`` or ``"metaworld"``.
-        split: Where the goals come from: ``"counterfactual"`` (edits of train goals),
-            ``"rephrasing"``, ``"hard"`` or ``"train"`` (sampled from the split).
-        rollouts: Number of imagined rollouts; rollout ``k`` starts from reset seed ``seed + k``.
-        seed: Base seed of the starts, the prompts and random first actions.
-        edits: Counterfactual split only: ``"both"``, ``"target"`` (no behaviour edits; the
-            paper's "w/o behavior" ablation) or ``"behavior"`` ("w/o target").
-        keep_failures: Keep rollouts whose imagined outcome never reached the goal.
-        checkpoint: Imagination checkpoint folder; default the one shipped for ``env``.
-        dataset_id: Minari id; default :func:`imagined_dataset_id`.
-        overwrite: Replace an existing dataset of that id (only once the new one is done).
-        num_envs: Rollouts imagined together in one batched model call.
-        flow_steps: Euler steps per imagined frame; default the env's (2).
-        first_action: ``"expert"`` (scripted expert at the same real start) or ``"random"``.
-        max_steps: Truncate rollouts after this many steps (default: the env's limit, 50 for
-            CLEVR, the task's for Meta-World).
-        device: Torch device of the model.
-        progress: Show a tqdm progress bar over rollouts.
-        temperature: Scale of the flow's starting noise (0: deterministic frames).
+    See the module docstring for how prompts, first actions and episodes are made, and
+    :class:`ImagineConfig` for the settings.
 
     Returns:
         The dataset, loaded from its final location.
 
     Raises:
-        ValueError: Bad arguments: ``edits`` other than ``"both"`` outside the counterfactual
+        ValueError: Bad settings: ``edits`` other than ``"both"`` outside the counterfactual
             split, target edits for Meta-World, non-positive counts, malformed id.
         FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (names ``--overwrite``).
-        RuntimeError: ``keep_failures=False`` and no rollout reached its goal (nothing is written).
+        RuntimeError: ``drop_failures`` and no rollout reached its goal (nothing is written).
     """
-    check_arguments(env, split, edits)
-    check_choice("first_action", first_action, FIRST_ACTIONS)
-    for name, value in (("rollouts", rollouts), ("num_envs", num_envs)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
-    flow_steps = DEFAULT_FLOW_STEPS if flow_steps is None else flow_steps
-    if flow_steps < 1:
-        raise ValueError(f"flow_steps must be >= 1, got {flow_steps}")
-    check_temperature(temperature)
-    folder = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(env)
-    dataset_id = dataset_id or imagined_dataset_id(env, split, edits)
-    prompts = imagined_prompts(env, split, rollouts, seed, edits)
+    _check(config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    flow_steps = DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps
+    folder = Path(config.checkpoint) if config.checkpoint is not None else shipped_checkpoint(config.env)
+    dataset_id = config.dataset_id or imagined_dataset_id(config.env, config.split, config.edits)
+    prompts = imagined_prompts(config.env, config.split, config.rollouts, config.seed, config.edits)
     env_kwargs: dict[str, Any] = {
-        "split": split,
-        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "split": config.split,
+        "checkpoint": None if config.checkpoint is None else str(config.checkpoint),
         "flow_steps": flow_steps,
-        "device": device,
-        "temperature": temperature,
+        "device": config.device,
+        "temperature": config.temperature,
     }
+    num_envs = min(config.num_envs, config.rollouts)
     start = time.perf_counter()
-    with staged_dataset(dataset_id, overwrite, command="imagine") as staging:
+    with staged_dataset(dataset_id, config.overwrite, command="imagine") as staging:
         stats = _imagine_staged(
-            env,
+            config.env,
             env_kwargs,
             dataset_id,
             prompts,
-            keep_failures,
-            min(num_envs, rollouts),
-            first_action,
-            max_steps,
-            _generators(seed)[1],
-            progress,
+            not config.drop_failures,
+            num_envs,
+            config.first_action,
+            config.max_steps,
+            _generators(config.seed)[1],
+            config.progress,
         )
         data = staging / dataset_id / "data"
         for path in data.glob("*.hdf5"):
@@ -383,27 +397,27 @@ def imagine(
         minari.MinariDataset(data).storage.update_metadata(
             {
                 "vlgor": {
-                    "env": env,
-                    "env_id": IMAGINED_ENV_IDS[env],
-                    "real_env_id": REAL_ENV_IDS[env],
-                    "split": split,
-                    "edits": edits,
-                    "policy": f"imagination model (first action: {first_action})",
-                    "first_action": first_action,
+                    "env": config.env,
+                    "env_id": IMAGINED_ENV_IDS[config.env],
+                    "real_env_id": REAL_ENV_IDS[config.env],
+                    "split": config.split,
+                    "edits": config.edits,
+                    "policy": f"imagination model (first action: {config.first_action})",
+                    "first_action": config.first_action,
                     "noise": None,
                     "checkpoint": str(folder),
-                    "checkpoint_shipped": checkpoint is None,
+                    "checkpoint_shipped": config.checkpoint is None,
                     "checkpoint_sha256": checkpoint_digest(folder),
                     "flow_steps": flow_steps,
-                    "temperature": temperature,
-                    "max_steps": max_steps,
-                    "seed": seed,
-                    "rollout_seeds": f"seed + k for rollout k in [0, {rollouts})",
-                    "rollouts": rollouts,
-                    "keep_failures": keep_failures,
+                    "temperature": config.temperature,
+                    "max_steps": config.max_steps,
+                    "seed": config.seed,
+                    "rollout_seeds": f"seed + k for rollout k in [0, {config.rollouts})",
+                    "rollouts": config.rollouts,
+                    "keep_failures": not config.drop_failures,
                     **stats,
-                    "num_envs": min(num_envs, rollouts),
-                    "device": device,
+                    "num_envs": num_envs,
+                    "device": config.device,
                     "compression": _COMPRESSION,
                     "imagination_seconds": round(time.perf_counter() - start, 3),
                 }
@@ -534,7 +548,7 @@ def _imagine_staged(
         bar.close()
         if not metadata:
             raise RuntimeError(
-                f"none of the {len(prompts)} imagined rollouts reached its goal, so keep_failures=False "
+                f"none of the {len(prompts)} imagined rollouts reached its goal, so drop_failures=True "
                 "left nothing to write; imagine more rollouts or keep the failures"
             )
         storage.update_episode_metadata(metadata)
@@ -553,65 +567,9 @@ def _imagine_staged(
     }
 
 
-@dataclasses.dataclass
-class ImagineArgs:
-    """Write an imagined Minari dataset: counterfactual prompts rolled out by the imagination model."""
-
-    env: Literal["clevr", "metaworld"]
-    """Which environment's imagination model."""
-    split: Literal["train", "rephrasing", "counterfactual", "hard"] = "counterfactual"
-    """Where the goals come from: edits of train goals (counterfactual) or sampled from the split."""
-    rollouts: int = 1000
-    """Imagined rollouts; rollout k starts from reset seed `seed + k`."""
-    edits: Literal["both", "target", "behavior"] = "both"
-    """Counterfactual edits: both, or only target / only behaviour (the paper's Table 2 ablations)."""
-    drop_failures: bool = False
-    """Drop rollouts whose imagined outcome never reached the goal."""
-    checkpoint: Path | None = None
-    """Imagination checkpoint folder; default the shipped one."""
-    dataset_id: str | None = None
-    """Minari id; default `vlgor/<env>/imagined-<split>-v0` (`-<edits>-v0` for one edit type)."""
-    overwrite: bool = False
-    """Replace an existing dataset of that id."""
-    num_envs: int = 16
-    """Rollouts imagined together in one batched model call."""
-    seed: int = 0
-    """Base seed of the starts, the prompts and random first actions."""
-    first_action: Literal["expert", "random"] = "expert"
-    """First action a'_0: the scripted expert's at the same real start, or uniformly random."""
-    flow_steps: int | None = None
-    """Euler steps per imagined frame (default: the imagined env's)."""
-    temperature: float = DEFAULT_TEMPERATURE
-    """Scale of the flow's starting noise (0: deterministic frames; 1: as in training)."""
-    max_steps: int | None = None
-    """Truncate rollouts after this many steps (default: the env's limit)."""
-    device: str = "cpu"
-    """Torch device of the model."""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's choice)."""
-
-
-def imagine_command(args: tyro.conf.OmitArgPrefixes[ImagineArgs]) -> None:
+def imagine_command(config: tyro.conf.OmitArgPrefixes[ImagineConfig]) -> None:
     """Roll the imagination model out on counterfactual prompts into a Minari dataset."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset = imagine(
-        args.env,
-        args.split,
-        args.rollouts,
-        args.seed,
-        edits=args.edits,
-        keep_failures=not args.drop_failures,
-        checkpoint=args.checkpoint,
-        dataset_id=args.dataset_id,
-        overwrite=args.overwrite,
-        num_envs=args.num_envs,
-        flow_steps=args.flow_steps,
-        temperature=args.temperature,
-        first_action=args.first_action,
-        max_steps=args.max_steps,
-        device=args.device,
-    )
+    dataset = imagine(config)
     ours = dataset.storage.metadata["vlgor"]
     summary = describe(dataset.id)
     print(
