@@ -31,6 +31,7 @@ from benchmarks import splits
 from benchmarks.imagination_fidelity import one_step_fidelity, rollout_strip
 from vlgor_envs.clevr import expert as clevr_expert
 from vlgor_envs.data import collect
+from vlgor_envs.data.collect import collect_config
 from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
 from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
@@ -100,13 +101,15 @@ def datasets(args: Args) -> None:
     for env, episodes in sizes.items():
         start = time.perf_counter()
         dataset = collect(
-            env,
-            "train",
-            episodes,
-            args.seed,
-            dataset_id=f"vlgor/{env}/demo-train-v0",
-            overwrite=True,
-            progress=False,
+            collect_config(
+                env,
+                "train",
+                episodes=episodes,
+                seed=args.seed,
+                dataset_id=f"vlgor/{env}/demo-train-v0",
+                overwrite=True,
+                progress=False,
+            )
         )
         collected = time.perf_counter() - start
         replay = to_d3rlpy(dataset)

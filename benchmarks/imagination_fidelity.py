@@ -32,7 +32,7 @@ from matplotlib import pyplot as plt
 
 from benchmarks.report import RESULTS_DIR, load_result, markdown_table, provenance, write_result
 from vlgor_envs.clevr.detect import detect_balls
-from vlgor_envs.data.collect import collect, list_datasets
+from vlgor_envs.data.collect import collect, collect_config, list_datasets
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import REAL_ENV_IDS, ImaginedEnv
@@ -79,7 +79,7 @@ def heldout_dataset(env: str, split: str, episodes: int) -> str:
     """Id of the held-out expert dataset of a split, collected if it is missing."""
     dataset_id = f"vlgor/{env}/heldout-{split}-v0"
     if dataset_id not in list_datasets():
-        collect(env, split=split, episodes=episodes, seed=HELDOUT_SEED, dataset_id=dataset_id)
+        collect(collect_config(env, split, episodes=episodes, seed=HELDOUT_SEED, dataset_id=dataset_id))
     return dataset_id
 
 

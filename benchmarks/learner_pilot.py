@@ -74,11 +74,11 @@ def run(args: Args) -> dict[str, Any]:
     from agents.evaluate import d3rlpy_policy, env_id_of, evaluate
     from agents.registry import ActionKind, learner_defaults, make_config
     from agents.train import DEFAULT_ALGORITHMS, TrainConfig, train
-    from vlgor_envs.data.collect import collect, list_datasets
+    from vlgor_envs.data.collect import CollectConfig, collect, list_datasets
 
     dataset_id = args.dataset_id or f"vlgor/{args.env}/pilot-train-{args.episodes}-v0"
     if dataset_id not in list_datasets():
-        collect(args.env, "train", args.episodes, seed=0, dataset_id=dataset_id)
+        collect(CollectConfig(args.env, "train", args.episodes, seed=0, dataset_id=dataset_id))
     network, text = _policy_parts(args)
     started = time.perf_counter()
     kind: ActionKind = "discrete" if args.env == "clevr" else "continuous"

@@ -68,7 +68,7 @@ from benchmarks.split_evaluation import (
     run_rates,
     separated,
 )
-from vlgor_envs.data.collect import collect, list_datasets
+from vlgor_envs.data.collect import collect, collect_config, list_datasets
 from vlgor_envs.data.d3rlpy_bridge import instruction_examples
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import real_env_seed
@@ -260,7 +260,9 @@ def drops_failures(args: Args) -> bool:
 def _ensure_real(env: str, preset: str, episodes: int, fresh: bool) -> str:
     dataset_id = f"vlgor/{env}/splits-{preset}-real-train-v0"
     if fresh or dataset_id not in list_datasets():
-        collect(env, "train", episodes, seed=0, dataset_id=dataset_id, overwrite=True)
+        collect(
+            collect_config(env, "train", episodes=episodes, seed=0, dataset_id=dataset_id, overwrite=True)
+        )
     return dataset_id
 
 
@@ -388,7 +390,16 @@ def ensure_oracle(
         prompts = imagined_prompts(env, split, rollouts, seed, edits)
         starts = [(real_env_seed(prompt.seed), prompt.goal) for prompt in prompts]
         collect(
-            env, split, rollouts, seed, dataset_id=dataset_id, overwrite=True, starts=starts, progress=False
+            collect_config(
+                env,
+                split,
+                episodes=rollouts,
+                seed=seed,
+                dataset_id=dataset_id,
+                overwrite=True,
+                progress=False,
+            ),
+            starts=starts,
         )
     return dataset_id
 

@@ -45,7 +45,7 @@ from agents.commands import train_command
 from agents.encoder import FiLM, random_shift, spatial_softmax
 from agents.train import TrainConfig
 from vlgor_envs.clevr.expert import ClevrExpert
-from vlgor_envs.data import collect
+from vlgor_envs.data import CollectConfig, collect
 from vlgor_envs.data.d3rlpy_bridge import MixedDataset, instruction_examples, to_d3rlpy
 from vlgor_envs.language import TextEncoder, default_text_encoder, instruction_encoder
 
@@ -74,13 +74,13 @@ def encoder() -> TextEncoder:
 
 @pytest.fixture(scope="module")
 def real(minari_root: Path) -> minari.MinariDataset:
-    return collect("clevr", "train", 4, 0, progress=False)
+    return collect(CollectConfig("clevr", "train", 4, 0, progress=False))
 
 
 @pytest.fixture(scope="module")
 def noisy(minari_root: Path) -> minari.MinariDataset:
     """Random actions, standing in for an imagined dataset (a second source of another size)."""
-    return collect("clevr", "train", 3, 100, noise=1.0, dataset_id=NOISY_ID, progress=False)
+    return collect(CollectConfig("clevr", "train", 3, 100, noise=1.0, dataset_id=NOISY_ID, progress=False))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import torch
 import tyro
 
 from vlgor_envs.clevr.detect import detect_balls
-from vlgor_envs.data.collect import collect
+from vlgor_envs.data.collect import CollectConfig, collect
 from vlgor_envs.imagination.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -51,7 +51,7 @@ DATASET = "vlgor/clevr/tiny-train-v0"
 
 @pytest.fixture(scope="module")
 def dataset(minari_root: Path) -> str:
-    collect("clevr", episodes=6, seed=0, noise=0.3, dataset_id=DATASET, progress=False)
+    collect(CollectConfig("clevr", episodes=6, seed=0, noise=0.3, dataset_id=DATASET, progress=False))
     return DATASET
 
 
