@@ -56,7 +56,7 @@ from matplotlib import pyplot as plt
 
 from agents import TrainConfig, d3rlpy_policy, make_config, run_text_encoder, train
 from agents.evaluate import env_id_of
-from agents.registry import ActionKind, learner_defaults
+from agents.registry import learner_defaults
 from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
 from benchmarks.split_evaluation import (
     EVAL_SEED,
@@ -68,6 +68,7 @@ from benchmarks.split_evaluation import (
     run_rates,
     separated,
 )
+from vlgor_envs import registry
 from vlgor_envs.data.collect import collect, collect_config, list_datasets
 from vlgor_envs.data.d3rlpy_bridge import instruction_examples
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
@@ -188,7 +189,6 @@ ENV_PRESETS: dict[str, dict[str, Preset]] = {
 #: Whether the imagined rollouts that failed are dropped by default (see ``Args.drop_failures``).
 DEFAULT_DROP_FAILURES: dict[str, bool] = {"clevr": True, "metaworld": False}
 #: The action space of each env, which picks its learners.
-ACTION_KINDS: dict[str, ActionKind] = {"clevr": "discrete", "metaworld": "continuous"}
 #: Regimes compared by default. Meta-World's counterfactual tasks all edit the behaviour, so
 #: its "w/o target" data equals "+VLGOR" and "w/o behavior" has nothing to imagine.
 DEFAULT_REGIMES: dict[str, tuple[str, ...]] = {
@@ -482,7 +482,7 @@ def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
     defaults = learner_defaults(env_id_of(env))
     config = make_config(
         algo,
-        ACTION_KINDS[env],
+        registry.entry(env).action_kind,
         preset.steps,
         preset.batch_size,
         defaults.learning_rate,

@@ -18,9 +18,9 @@ import tyro
 
 from vlgor_envs.clevr.expert import SteeringClevrExpert
 from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
-from vlgor_envs.imagination import env as imagination_env
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv, real_env_seed
+from vlgor_envs.imagination.judges import ClevrJudge, ImaginedEpisode
 from vlgor_envs.imagination.rollouts import (
     ImagineConfig,
     checkpoint_digest,
@@ -205,12 +205,13 @@ def test_same_seed_gives_identical_rollouts() -> None:
 
 def _judge_success_for(goals: set[Goal], monkeypatch: pytest.MonkeyPatch) -> None:
     """The imagined outcome satisfies exactly ``goals`` (the real env's predicate is untouched)."""
-    original = imagination_env.goal_distance
+    original = ClevrJudge.score
 
-    def distance(goal: Goal, positions: np.ndarray, start: np.ndarray) -> float:
-        return 0.0 if goal in goals else max(original(goal, positions, start), 1.0)
+    def score(self: ClevrJudge, episode: ImaginedEpisode, predicted: np.ndarray) -> tuple[float, bool]:
+        reward, _ = original(self, episode, predicted)
+        return reward, episode.goal in goals
 
-    monkeypatch.setattr(imagination_env, "goal_distance", distance)
+    monkeypatch.setattr(ClevrJudge, "score", score)
 
 
 def test_dropping_failures_keeps_only_rollouts_that_reached_their_goal(

@@ -5,7 +5,6 @@ it loads torch and d3rlpy, which collecting does not need.
 """
 
 from vlgor_envs.data.collect import (
-    ENVS,
     CollectConfig,
     collect,
     datasets_root,
@@ -15,7 +14,6 @@ from vlgor_envs.data.collect import (
 )
 
 __all__ = [
-    "ENVS",
     "CollectConfig",
     "collect",
     "datasets_root",

@@ -8,7 +8,7 @@ images. Where each piece of provenance lives:
 - the collection policy: Minari's ``algorithm_name``, and ``metadata["vlgor"]["policy"]``;
 - seed, noise, counts, split, image size: ``metadata["vlgor"]`` (a JSON object stored with
   Minari's dataset metadata);
-- per step: ``infos["object_state"]`` (:data:`OBJECT_STATE_INFO`), the object state the
+- per step: ``infos["object_state"]`` (the registry entry's ``object_state_info``), the object state the
   imagination model learns to predict;
 - per episode: ``instruction``, ``split``, ``goal`` (:meth:`Goal.to_json`) and ``success`` in
   the episode metadata (``dataset.storage.get_episode_metadata([i])``), next to Minari's own
@@ -42,18 +42,10 @@ from minari.data_collector.callbacks import StepDataCallback
 from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
+from vlgor_envs import registry
 from vlgor_envs.data.staging import datasets_root, staged_dataset
 from vlgor_envs.language.goal import Goal
 
-#: Collectable envs: name -> (Gymnasium id, scripted expert as ``module:Class``).
-ENVS: dict[str, tuple[str, str]] = {
-    "clevr": ("VLGOR-CLEVR-v0", "vlgor_envs.clevr.expert:default_expert"),
-    "metaworld": ("VLGOR-MetaWorld-v0", "vlgor_envs.metaworld.expert:MetaWorldExpert"),
-}
-#: The ``info`` entry recorded per step as ``infos["object_state"]`` (flattened float32):
-#: ball centres ``(5, 2)`` for CLEVR, Meta-World's 39-d state for Meta-World. The
-#: imagination model learns to predict it.
-OBJECT_STATE_INFO: dict[str, str] = {"clevr": "ball_positions", "metaworld": "state"}
 #: Namespace of every dataset this package writes.
 NAMESPACE = "vlgor"
 #: hdf5 filters offered, with their level (gzip 4: measured as small as 9 and as fast as 1).
@@ -68,16 +60,9 @@ def default_dataset_id(env: str, split: str, task: str | None = None) -> str:
     return f"{NAMESPACE}/{env}/{name}-v0"
 
 
-def _env_entry(env: str) -> tuple[str, str]:
-    if env not in ENVS:
-        raise ValueError(f"unknown env {env!r}; choose one of {sorted(ENVS)}")
-    return ENVS[env]
-
-
-def make_expert(path: str) -> Any:
-    """A new scripted expert from its ``module:callable`` path (the second entry of :data:`ENVS`)."""
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)()
+def make_expert(env: str) -> Any:
+    """A new scripted expert of env ``env`` (its registry entry's ``expert``)."""
+    return registry.load(registry.entry(env).expert)()
 
 
 def random_action(space: gym.Space[Any], rng: np.random.Generator) -> Any:
@@ -253,7 +238,7 @@ def collect(config: CollectConfig, starts: Sequence[tuple[int, Goal]] | None = N
         ValueError: Unknown env, bad split/task/noise/episodes or malformed id.
         FileExistsError: ``dataset_id`` exists and ``overwrite`` is false.
     """
-    env_id, expert_path = _env_entry(config.env)
+    env_id = registry.entry(config.env).env_id
     _check(config, starts)
     dataset_id = config.dataset_id or default_dataset_id(config.env, config.split, config.task)
     env_kwargs: dict[str, Any] = {"split": config.split, "image_size": config.image_size}
@@ -262,7 +247,7 @@ def collect(config: CollectConfig, starts: Sequence[tuple[int, Goal]] | None = N
     compression = None if config.compression == "none" else config.compression
     packed = compression if config.data_format == "hdf5" else None
     with staged_dataset(dataset_id, config.overwrite) as staging:
-        stats = _collect_staged(config, env_id, expert_path, env_kwargs, dataset_id, starts)
+        stats = _collect_staged(config, env_id, env_kwargs, dataset_id, starts)
         data = staging / dataset_id / "data"
         if packed is not None:
             for path in data.glob("*.hdf5"):
@@ -312,18 +297,17 @@ def _run_episodes(
 def _collect_staged(
     config: CollectConfig,
     env_id: str,
-    expert_path: str,
     env_kwargs: dict[str, Any],
     dataset_id: str,
     starts: Sequence[tuple[int, Goal]] | None,
 ) -> dict[str, Any]:
     """Collect into the current Minari root; returns the dataset-level ``vlgor`` metadata."""
-    expert = make_expert(expert_path)
+    expert, info_key = make_expert(config.env), registry.entry(config.env).object_state_info
     env = gym.make(env_id, **env_kwargs)
     collector = minari.DataCollector(
         env if starts is None else GoalFromJson(env),
         # Minari instantiates the callback class itself, without arguments.
-        step_data_callback=functools.partial(ObjectStateCallback, OBJECT_STATE_INFO[config.env]),
+        step_data_callback=functools.partial(ObjectStateCallback, info_key),
         record_infos=True,
         jpeg_encoding=False,
         data_format=config.data_format,

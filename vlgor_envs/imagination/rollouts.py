@@ -76,8 +76,8 @@ from gymnasium import spaces
 from minari.data_collector.episode_buffer import EpisodeBuffer
 from tqdm import tqdm
 
+from vlgor_envs import registry
 from vlgor_envs.data.collect import (
-    ENVS,
     NAMESPACE,
     describe,
     make_expert,
@@ -86,14 +86,13 @@ from vlgor_envs.data.collect import (
 )
 from vlgor_envs.data.staging import staged_dataset
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
-from vlgor_envs.imagination.env import REAL_ENV_IDS, ImaginedVectorEnv, real_env_seed
+from vlgor_envs.imagination.env import ImaginedVectorEnv, real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS, DEFAULT_TEMPERATURE, check_temperature
 from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.goal import Goal, check_choice
 
 #: Registered imagined env of each real env.
-IMAGINED_ENV_IDS: dict[str, str] = {"clevr": "VLGOR-Imagined-CLEVR", "metaworld": "VLGOR-Imagined-MetaWorld"}
 #: ``edits`` choices: both edit types, or one of them (the paper's Table 2 ablations).
 EDITS: tuple[str, ...] = ("both", "target", "behavior")
 FIRST_ACTIONS: tuple[str, ...] = ("expert", "random")
@@ -124,7 +123,7 @@ def imagined_dataset_id(env: str, split: str = "counterfactual", edits: str = "b
 
 def check_arguments(env: str, split: str, edits: str) -> None:
     """Raise ``ValueError`` naming the fix if :func:`imagine` cannot make ``(env, split, edits)``."""
-    check_choice("env", env, tuple(IMAGINED_ENV_IDS))
+    check_choice("env", env, tuple(registry.ENTRIES))
     check_choice("split", split, SPLITS)
     check_choice("edits", edits, EDITS)
     if edits != "both" and split != "counterfactual":
@@ -269,8 +268,8 @@ class _FirstActions:
         self.space, self.rng = space, rng
         self.real: gym.Env[Any, Any] | None = None
         if how == "expert":
-            self.real = gym.make(REAL_ENV_IDS[env], split=split, image_size=image_size)
-            self.expert = make_expert(ENVS[env][1])
+            self.real = gym.make(registry.entry(env).env_id, split=split, image_size=image_size)
+            self.expert = make_expert(env)
 
     def __call__(self, prompt: Prompt, image: np.ndarray) -> Any:
         if self.real is None:
@@ -398,8 +397,8 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
             {
                 "vlgor": {
                     "env": config.env,
-                    "env_id": IMAGINED_ENV_IDS[config.env],
-                    "real_env_id": REAL_ENV_IDS[config.env],
+                    "env_id": registry.entry(config.env).imagined_env_id,
+                    "real_env_id": registry.entry(config.env).env_id,
                     "split": config.split,
                     "edits": config.edits,
                     "policy": f"imagination model (first action: {config.first_action})",
@@ -439,9 +438,12 @@ def _imagine_staged(
     progress: bool,
 ) -> dict[str, Any]:
     """Imagine the rollouts into the current Minari root; returns counts for ``metadata["vlgor"]``."""
-    split = env_kwargs["split"]
+    split, imagined_id = env_kwargs["split"], registry.entry(env).imagined_env_id
     vector = gym.make_vec(
-        IMAGINED_ENV_IDS[env], num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs
+        imagined_id,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        **env_kwargs,
     )
     # The vector entry point is built unwrapped; its reset takes per-env seeds and a reset mask.
     assert isinstance(vector, ImaginedVectorEnv)
@@ -450,7 +452,7 @@ def _imagine_staged(
     image_size = observation_space["image"].shape[0]
     first_actions = _FirstActions(env, first_action, split, space, image_size, action_rng)
     # Minari takes the env spec (and spaces) from an env; this one is never stepped.
-    spec_env = gym.make(IMAGINED_ENV_IDS[env], **env_kwargs)
+    spec_env = gym.make(imagined_id, **env_kwargs)
     try:
         with warnings.catch_warnings():
             # Minari warns about every optional field left empty (author email, permalink, ...).
@@ -460,12 +462,12 @@ def _imagine_staged(
                 [],
                 env=spec_env,
                 eval_env=dataclasses.replace(
-                    gym.spec(REAL_ENV_IDS[env]), kwargs={"split": split, "image_size": image_size}
+                    gym.spec(registry.entry(env).env_id), kwargs={"split": split, "image_size": image_size}
                 ),
                 algorithm_name=f"imagination model, first action {first_action}",
                 author="vlgor",
                 description=(
-                    f"{len(prompts)} rollouts of the imagination model in {IMAGINED_ENV_IDS[env]} on "
+                    f"{len(prompts)} rollouts of the imagination model in {imagined_id} on "
                     f"{split} prompts ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
                     f"first action: {first_action}, then the model's own predicted actions. Images are "
                     "lossless; each episode's metadata holds its instruction, split, goal (JSON), "
