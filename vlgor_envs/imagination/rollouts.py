@@ -384,11 +384,11 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
             dataset_id,
             prompts,
             not config.drop_failures,
-            num_envs,
             config.first_action,
             config.max_steps,
             _generators(config.seed)[1],
             config.progress,
+            num_envs,
         )
         data = staging / dataset_id / "data"
         for path in data.glob("*.hdf5"):
@@ -425,39 +425,18 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
     return minari.load_dataset(dataset_id)
 
 
-def _imagine_staged(
-    env: str,
-    env_kwargs: dict[str, Any],
-    dataset_id: str,
-    prompts: Sequence[Prompt],
-    keep_failures: bool,
-    num_envs: int,
-    first_action: str,
-    max_steps: int | None,
-    action_rng: np.random.Generator,
-    progress: bool,
-) -> dict[str, Any]:
-    """Imagine the rollouts into the current Minari root; returns counts for ``metadata["vlgor"]``."""
+def _empty_dataset(
+    env: str, env_kwargs: dict[str, Any], dataset_id: str, prompts: int, first_action: str, image_size: int
+) -> minari.MinariDataset:
+    """The Minari dataset the rollouts are written into, with its spec and description."""
     split, imagined_id = env_kwargs["split"], registry.entry(env).imagined_env_id
-    vector = gym.make_vec(
-        imagined_id,
-        num_envs=num_envs,
-        vectorization_mode="vector_entry_point",
-        **env_kwargs,
-    )
-    # The vector entry point is built unwrapped; its reset takes per-env seeds and a reset mask.
-    assert isinstance(vector, ImaginedVectorEnv)
-    space, observation_space = vector.single_action_space, vector.single_observation_space
-    assert isinstance(observation_space, spaces.Dict) and isinstance(observation_space["image"], spaces.Box)
-    image_size = observation_space["image"].shape[0]
-    first_actions = _FirstActions(env, first_action, split, space, image_size, action_rng)
     # Minari takes the env spec (and spaces) from an env; this one is never stepped.
     spec_env = gym.make(imagined_id, **env_kwargs)
     try:
         with warnings.catch_warnings():
             # Minari warns about every optional field left empty (author email, permalink, ...).
             warnings.filterwarnings("ignore", message=r".*is set to None", category=UserWarning)
-            dataset = minari.create_dataset_from_buffers(
+            return minari.create_dataset_from_buffers(
                 dataset_id,
                 [],
                 env=spec_env,
@@ -467,7 +446,7 @@ def _imagine_staged(
                 algorithm_name=f"imagination model, first action {first_action}",
                 author="vlgor",
                 description=(
-                    f"{len(prompts)} rollouts of the imagination model in {imagined_id} on "
+                    f"{prompts} rollouts of the imagination model in {imagined_id} on "
                     f"{split} prompts ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
                     f"first action: {first_action}, then the model's own predicted actions. Images are "
                     "lossless; each episode's metadata holds its instruction, split, goal (JSON), "
@@ -476,96 +455,165 @@ def _imagine_staged(
                 data_format="hdf5",
                 jpeg_encoding=False,
             )
-        storage = dataset.storage
-        queue = collections.deque(enumerate(prompts))
-        slots: list[_Rollout | None] = [None] * num_envs
-        done: dict[int, _Rollout] = {}
-        metadata: list[dict[str, Any]] = []
-        written = successes = steps = 0
-        kept_edits: collections.Counter[str] = collections.Counter()
-        bar = tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not progress)
+    finally:
+        spec_env.close()
 
-        def reset(slot: int, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
-            mask = np.zeros(num_envs, dtype=bool)
-            mask[slot] = True
-            seeds: list[int | None] = [None] * num_envs
-            seeds[slot] = prompt.seed
-            return vector.reset(seed=seeds, options={"reset_mask": mask, "goal": prompt.goal})
 
-        def begin(slot: int) -> None:
-            index, prompt = queue.popleft()
-            observation, info = reset(slot, prompt)
-            image = observation["image"][slot].copy()
-            slots[slot] = _Rollout(
-                index,
-                prompt,
-                observation["instruction"][slot],
-                _as_action(space, first_actions(prompt, image)),
-                [image],
-                [bool(info["is_success"][slot])],
-            )
+class _Slots:
+    """Rollouts imagined ``num_envs`` at a time: a finished slot takes the next prompt."""
 
+    def __init__(
+        self,
+        vector: ImaginedVectorEnv,
+        prompts: Sequence[Prompt],
+        first_actions: _FirstActions,
+        max_steps: int | None,
+    ) -> None:
+        self.vector, self.first_actions, self.max_steps = vector, first_actions, max_steps
+        self.space = vector.single_action_space
+        self.queue = collections.deque(enumerate(prompts))
+        self.slots: list[_Rollout | None] = [None] * vector.num_envs
+        self.idle = _as_action(
+            self.space, np.zeros(self.space.shape) if isinstance(self.space, spaces.Box) else 0
+        )
         # A partial reset needs every sub-env reset once; one goal for all keeps Meta-World to
         # one scene. Each slot is then reset with its own prompt.
         vector.reset(seed=prompts[0].seed, options={"goal": prompts[0].goal})
-        for slot in range(num_envs):
-            begin(slot)
-        idle = _as_action(space, np.zeros(space.shape) if isinstance(space, spaces.Box) else 0)
-        while any(rollout is not None for rollout in slots):
-            actions = [rollout.action if rollout is not None else idle for rollout in slots]
-            observation, rewards, terminated, truncated, info = vector.step(np.stack(actions))
-            for slot, rollout in enumerate(slots):
-                if rollout is None:
-                    continue
-                rollout.actions.append(rollout.action)
-                rollout.images.append(observation["image"][slot].copy())
-                rollout.successes.append(bool(info["is_success"][slot]))
-                rollout.rewards.append(float(rewards[slot]))
-                rollout.terminations.append(bool(terminated[slot]))
-                capped = max_steps is not None and len(rollout.actions) >= max_steps
-                rollout.truncations.append(bool(truncated[slot]) or (capped and not terminated[slot]))
-                if not (rollout.terminations[-1] or rollout.truncations[-1]):
-                    rollout.action = _as_action(space, info["imagined_action"][slot])
-                    continue
-                done[rollout.index] = rollout
-                slots[slot] = None
-                successes += rollout.terminations[-1]
-                bar.update(1)
-                bar.set_postfix(success=f"{successes / (len(done) + written):.2f}")
-                if queue:
-                    begin(slot)
-                else:
-                    # Idle until the others finish: reset with a known prompt rather than
-                    # autoreset to a sampled goal (a new Meta-World scene to build).
-                    reset(slot, rollout.prompt)
-            # Rollouts are written in prompt order as soon as all earlier ones are done.
-            while written in done:
-                rollout = done.pop(written)
-                written += 1
-                if keep_failures or rollout.terminations[-1]:
-                    storage.update_episodes([rollout.episode()])
-                    metadata.append(rollout.metadata(split))
-                    kept_edits[rollout.prompt.edit] += 1
-                    steps += len(rollout.actions)
-        bar.close()
-        if not metadata:
+        for slot in range(vector.num_envs):
+            self._begin(slot)
+
+    def _reset(self, slot: int, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
+        mask = np.zeros(self.vector.num_envs, dtype=bool)
+        mask[slot] = True
+        seeds: list[int | None] = [None] * self.vector.num_envs
+        seeds[slot] = prompt.seed
+        return self.vector.reset(seed=seeds, options={"reset_mask": mask, "goal": prompt.goal})
+
+    def _begin(self, slot: int) -> None:
+        index, prompt = self.queue.popleft()
+        observation, info = self._reset(slot, prompt)
+        image = observation["image"][slot].copy()
+        action = _as_action(self.space, self.first_actions(prompt, image))
+        success = bool(info["is_success"][slot])
+        self.slots[slot] = _Rollout(
+            index, prompt, observation["instruction"][slot], action, [image], [success]
+        )
+
+    def running(self) -> bool:
+        return any(rollout is not None for rollout in self.slots)
+
+    def step(self) -> list[_Rollout]:
+        """One model call for every slot; returns the rollouts that finished."""
+        actions = [rollout.action if rollout is not None else self.idle for rollout in self.slots]
+        observation, rewards, terminated, truncated, info = self.vector.step(np.stack(actions))
+        finished = []
+        for slot, rollout in enumerate(self.slots):
+            if rollout is None:
+                continue
+            rollout.actions.append(rollout.action)
+            rollout.images.append(observation["image"][slot].copy())
+            rollout.successes.append(bool(info["is_success"][slot]))
+            rollout.rewards.append(float(rewards[slot]))
+            rollout.terminations.append(bool(terminated[slot]))
+            capped = self.max_steps is not None and len(rollout.actions) >= self.max_steps
+            rollout.truncations.append(bool(truncated[slot]) or (capped and not terminated[slot]))
+            if not (rollout.terminations[-1] or rollout.truncations[-1]):
+                rollout.action = _as_action(self.space, info["imagined_action"][slot])
+                continue
+            finished.append(rollout)
+            self.slots[slot] = None
+            if self.queue:
+                self._begin(slot)
+            else:
+                # Idle until the others finish: reset with a known prompt rather than
+                # autoreset to a sampled goal (a new Meta-World scene to build).
+                self._reset(slot, rollout.prompt)
+        return finished
+
+
+class _OrderedWriter:
+    """Writes finished rollouts in prompt order, as soon as all earlier ones are done."""
+
+    def __init__(self, dataset: minari.MinariDataset, split: str, keep_failures: bool) -> None:
+        self.storage, self.split, self.keep_failures = dataset.storage, split, keep_failures
+        self.done: dict[int, _Rollout] = {}
+        self.metadata: list[dict[str, Any]] = []
+        self.written = self.steps = 0
+        self.kept_edits: collections.Counter[str] = collections.Counter()
+
+    def add(self, rollout: _Rollout) -> None:
+        self.done[rollout.index] = rollout
+        while self.written in self.done:
+            first = self.done.pop(self.written)
+            self.written += 1
+            if self.keep_failures or first.terminations[-1]:
+                self.storage.update_episodes([first.episode()])
+                self.metadata.append(first.metadata(self.split))
+                self.kept_edits[first.prompt.edit] += 1
+                self.steps += len(first.actions)
+
+    def finish(self, prompts: int) -> None:
+        """Write the episodes' metadata; raise if every rollout was dropped."""
+        if not self.metadata:
             raise RuntimeError(
-                f"none of the {len(prompts)} imagined rollouts reached its goal, so drop_failures=True "
+                f"none of the {prompts} imagined rollouts reached its goal, so drop_failures=True "
                 "left nothing to write; imagine more rollouts or keep the failures"
             )
-        storage.update_episode_metadata(metadata)
+        self.storage.update_episode_metadata(self.metadata)
+
+
+def _imagine_staged(
+    env: str,
+    env_kwargs: dict[str, Any],
+    dataset_id: str,
+    prompts: Sequence[Prompt],
+    keep_failures: bool,
+    first_action: str,
+    max_steps: int | None,
+    action_rng: np.random.Generator,
+    progress: bool,
+    num_envs: int,
+) -> dict[str, Any]:
+    """Imagine the rollouts into the current Minari root; returns counts for ``metadata["vlgor"]``."""
+    vector = gym.make_vec(
+        registry.entry(env).imagined_env_id,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        **env_kwargs,
+    )
+    # The vector entry point is built unwrapped; its reset takes per-env seeds and a reset mask.
+    assert isinstance(vector, ImaginedVectorEnv)
+    observation_space = vector.single_observation_space
+    assert isinstance(observation_space, spaces.Dict) and isinstance(observation_space["image"], spaces.Box)
+    image_size = observation_space["image"].shape[0]
+    split = env_kwargs["split"]
+    first_actions = _FirstActions(
+        env, first_action, split, vector.single_action_space, image_size, action_rng
+    )
+    try:
+        dataset = _empty_dataset(env, env_kwargs, dataset_id, len(prompts), first_action, image_size)
+        writer = _OrderedWriter(dataset, split, keep_failures)
+        slots = _Slots(vector, prompts, first_actions, max_steps)
+        successes = 0
+        with tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not progress) as bar:
+            while slots.running():
+                for rollout in slots.step():
+                    successes += rollout.terminations[-1]
+                    writer.add(rollout)
+                    bar.update(1)
+                    bar.set_postfix(success=f"{successes / bar.n:.2f}")
+        writer.finish(len(prompts))
     finally:
-        spec_env.close()
         first_actions.close()
         vector.close()
     return {
-        "episodes": len(metadata),
-        "dropped": len(prompts) - len(metadata),
-        "steps": steps,
-        "successes": sum(bool(m["success"]) for m in metadata),
+        "episodes": len(writer.metadata),
+        "dropped": len(prompts) - len(writer.metadata),
+        "steps": writer.steps,
+        "successes": sum(bool(m["success"]) for m in writer.metadata),
         "imagined_successes": successes,
         "imagined_success_rate": successes / len(prompts),
-        "kept_edits": dict(sorted(kept_edits.items())),
+        "kept_edits": dict(sorted(writer.kept_edits.items())),
     }
 
 
