@@ -594,14 +594,14 @@ def _imagine_staged(
         dataset = _empty_dataset(env, env_kwargs, dataset_id, len(prompts), first_action, image_size)
         writer = _OrderedWriter(dataset, split, keep_failures)
         slots = _Slots(vector, prompts, first_actions, max_steps)
-        successes = 0
+        successes = finished = 0
         with tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not progress) as bar:
             while slots.running():
                 for rollout in slots.step():
-                    successes += rollout.terminations[-1]
+                    successes, finished = successes + rollout.terminations[-1], finished + 1
                     writer.add(rollout)
                     bar.update(1)
-                    bar.set_postfix(success=f"{successes / bar.n:.2f}")
+                    bar.set_postfix(success=f"{successes / finished:.2f}")
         writer.finish(len(prompts))
     finally:
         first_actions.close()
