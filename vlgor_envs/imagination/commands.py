@@ -13,28 +13,28 @@ from vlgor_envs.imagination.autoencoder import AutoencoderConfig
 from vlgor_envs.imagination.model import WorldModelConfig
 from vlgor_envs.imagination.training import Schedule, finetune, pretrain, tune_decoder
 
-#: Model shapes by preset: ``cpu`` trains here in about an hour; ``gpu`` is wider and deeper.
-PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"width": 32, "depth": 1, "heads": 2},
-    "cpu": {"width": 128, "depth": 4, "heads": 4},
-    "gpu": {"width": 384, "depth": 8, "heads": 6},
-}
+#: Transformer width, depth and heads by preset: ``cpu`` trains here in about an hour; ``gpu``
+#: is wider and deeper.
+PRESETS: dict[str, tuple[int, int, int]] = {"tiny": (32, 1, 2), "cpu": (128, 4, 4), "gpu": (384, 8, 6)}
 #: Autoencoder hidden channels by preset: the GPU preset's is twice as wide.
 AUTOENCODER_WIDTHS: dict[str, tuple[int, int]] = {"tiny": (32, 64), "cpu": (32, 64), "gpu": (64, 128)}
-#: What each env's model reads and predicts.
-ENV_SHAPES: dict[str, dict[str, object]] = {
-    # Ball centres (5 x 2); 40 discrete pushes.
-    "clevr": {
-        "action_kind": "discrete",
-        "action_dim": 40,
-        "state_indices": tuple(range(10)),
-        "readout_channels": 8,
-        "flow_source": "current",
-        "change_weight": 10.0,
-        "condition_generation": True,
-    },
+#: Each env's model: what it reads and predicts, and how it is trained (the values of its
+#: shipped checkpoint; the reasons are at the fields of WorldModelConfig).
+RECIPES: dict[str, WorldModelConfig] = {
+    # Ball centres (5 x 2); 40 discrete pushes; the config's defaults.
+    "clevr": WorldModelConfig(env="clevr"),
     # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
-    "metaworld": {"action_kind": "continuous", "action_dim": 4, "state_indices": tuple(range(7))},
+    # Its shipped model was trained before the CLEVR recipe: flow from noise, no change weight.
+    "metaworld": WorldModelConfig(
+        env="metaworld",
+        action_kind="continuous",
+        action_dim=4,
+        state_indices=tuple(range(7)),
+        readout_channels=0,
+        flow_source="noise",
+        change_weight=0.0,
+        condition_generation=False,
+    ),
 }
 #: Instruction-free interaction data (random and noisy-expert actions) for pretraining.
 PRETRAIN_DATASETS: dict[str, tuple[str, ...]] = {
@@ -59,19 +59,21 @@ def model_config(
 
     ``autoencoder_channels`` overrides the preset's autoencoder hidden channels.
     """
-    if env not in ENV_SHAPES:
-        raise ValueError(f"unknown env {env!r}; choose one of {sorted(ENV_SHAPES)}")
+    if env not in RECIPES:
+        raise ValueError(f"unknown env {env!r}; choose one of {sorted(RECIPES)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return WorldModelConfig(
-        env=env,
+    width, depth, heads = PRESETS[preset]
+    return dataclasses.replace(
+        RECIPES[env],
         image_size=image_size,
         horizon=horizon,
+        width=width,
+        depth=depth,
+        heads=heads,
         autoencoder=AutoencoderConfig(
             image_size=image_size, hidden_channels=autoencoder_channels or AUTOENCODER_WIDTHS[preset]
         ),
-        **PRESETS[preset],  # type: ignore[arg-type]
-        **ENV_SHAPES[env],  # type: ignore[arg-type]
     )
 
 
