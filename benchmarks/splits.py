@@ -76,6 +76,7 @@ from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE, UNRECORDED_TEMPERATURE, check_temperature
 from vlgor_envs.imagination.rollouts import (
     ImagineConfig,
+    ImaginedMetadata,
     check_arguments,
     checkpoint_digest,
     imagine,
@@ -317,10 +318,10 @@ def ensure_imagined(
             )
         )
         return dataset_id
-    metadata = _imagined_metadata(dataset_id)
-    made_at = metadata.get("temperature", UNRECORDED_TEMPERATURE)
+    metadata = ImaginedMetadata.of(dataset_id)
+    made_at = metadata.temperature
     keep_baselines = f"or `minari delete {dataset_id}` and pass --resume to keep the baseline runs"
-    if metadata.get("keep_failures", True) == drop_failures:
+    if metadata.keep_failures == drop_failures:
         kept = "only the successes" if drop_failures else "the failures too"
         raise ValueError(
             f"{dataset_id} should hold {kept}; pass --fresh-data to make all data again, {keep_baselines}"
@@ -331,18 +332,13 @@ def ensure_imagined(
             f"pass --fresh-data to make all data again, {keep_baselines}"
         )
     shipped = checkpoint_digest(shipped_checkpoint(env))
-    if metadata.get("checkpoint_sha256") != shipped:
+    if metadata.checkpoint_sha256 != shipped:
         raise ValueError(
             f"{dataset_id} was imagined by another model than the shipped {env} checkpoint "
-            f"(SHA-256 {str(metadata.get('checkpoint_sha256'))[:12]}, shipped {shipped[:12]}); "
+            f"(SHA-256 {str(metadata.checkpoint_sha256)[:12]}, shipped {shipped[:12]}); "
             f"pass --fresh-data to make all data again, {keep_baselines}"
         )
     return dataset_id
-
-
-def _imagined_metadata(dataset_id: str) -> dict[str, Any]:
-    metadata: dict[str, Any] = minari.load_dataset(dataset_id).storage.metadata["vlgor"]
-    return metadata
 
 
 def regimes_of(args: Args) -> tuple[str, ...]:
@@ -569,7 +565,7 @@ def run_one(
         # Only runs on imagined data depend on how it was made, so the others are reused across
         # temperatures and imagination models.
         settings["temperature"] = args.temperature
-        settings["imagined_by"] = [_imagined_metadata(i).get("checkpoint_sha256") for i in extra]
+        settings["imagined_by"] = [ImaginedMetadata.of(i).checkpoint_sha256 for i in extra]
     # JSON round trip, so a key read back from disk compares equal.
     key = json.loads(json.dumps(settings))
     what = f"{algo} {regime} seed {seed}"

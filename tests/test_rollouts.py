@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -17,12 +18,14 @@ import torch
 import tyro
 
 from vlgor_envs.clevr.expert import SteeringClevrExpert
+from vlgor_envs.data import CollectConfig, collect
 from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv, real_env_seed
 from vlgor_envs.imagination.judges import ClevrJudge, ImaginedEpisode
 from vlgor_envs.imagination.rollouts import (
     ImagineConfig,
+    ImaginedMetadata,
     checkpoint_digest,
     imagine,
     imagine_command,
@@ -69,16 +72,17 @@ def test_counterfactual_dataset_records_prompts_and_provenance(counterfactual: m
         assert (goal.target, goal.behavior) in counterfactual_tasks
         assert clevr_language.is_train_task(source) and source.template == goal.template
         assert goal in edits[meta["edit"]](source)
-    ours = counterfactual.storage.metadata["vlgor"]
+    ours = ImaginedMetadata.of(counterfactual.id)  # the typed record of metadata["vlgor"]
+    assert dataclasses.asdict(ours) == counterfactual.storage.metadata["vlgor"]
     successes = [bool(m["success"]) for m in _episode_metadata(counterfactual)]
-    assert ours["rollouts"] == ours["episodes"] == ROLLOUTS and ours["dropped"] == 0
-    assert ours["imagined_success_rate"] == sum(successes) / ROLLOUTS
-    assert ours["steps"] == counterfactual.total_steps
-    assert ours["checkpoint_sha256"] == checkpoint_digest(shipped_checkpoint("clevr"))
-    assert ours["checkpoint"] == str(shipped_checkpoint("clevr")) and ours["checkpoint_shipped"]
-    assert (ours["edits"], ours["first_action"], ours["flow_steps"], ours["seed"]) == ("both", "expert", 2, 0)
-    assert ours["temperature"] == 0.0
-    assert sum(ours["kept_edits"].values()) == ROLLOUTS
+    assert ours.rollouts == ours.episodes == ROLLOUTS and ours.dropped == 0
+    assert ours.imagined_success_rate == sum(successes) / ROLLOUTS
+    assert ours.steps == counterfactual.total_steps
+    assert ours.checkpoint_sha256 == checkpoint_digest(shipped_checkpoint("clevr"))
+    assert ours.checkpoint == str(shipped_checkpoint("clevr")) and ours.checkpoint_shipped
+    assert (ours.edits, ours.first_action, ours.flow_steps, ours.seed) == ("both", "expert", 2, 0)
+    assert ours.temperature == 0.0 and ours.env_id == "VLGOR-Imagined-CLEVR"
+    assert sum(ours.kept_edits.values()) == ROLLOUTS
 
 
 def test_episodes_start_from_the_expert_first_action(
@@ -316,3 +320,9 @@ def test_cli_writes_a_dataset_and_refuses_to_overwrite(minari_root: Path) -> Non
     # Run again, it refuses (in this process: a second start costs 10 s of imports).
     with pytest.raises(FileExistsError, match="--overwrite"):
         tyro.cli(imagine_command, args=command[3:])
+
+
+def test_a_real_dataset_has_no_imagined_record() -> None:
+    real = collect(CollectConfig("clevr", episodes=1, dataset_id="vlgor/clevr/not-imagined-v0", progress=False))
+    with pytest.raises(ValueError, match="not-imagined-v0 is not an imagined vlgor dataset"):
+        ImaginedMetadata.of(real)

@@ -87,7 +87,12 @@ from vlgor_envs.data.collect import (
 from vlgor_envs.data.staging import staged_dataset
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedVectorEnv, real_env_seed
-from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS, DEFAULT_TEMPERATURE, check_temperature
+from vlgor_envs.imagination.model import (
+    DEFAULT_FLOW_STEPS,
+    DEFAULT_TEMPERATURE,
+    UNRECORDED_TEMPERATURE,
+    check_temperature,
+)
 from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.goal import Goal, check_choice
@@ -287,6 +292,53 @@ class _FirstActions:
             self.real.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class ImaginedMetadata:
+    """An imagined dataset's ``metadata["vlgor"]``: written by :func:`imagine`, read back by
+    :meth:`of`. Fields that older datasets lack read as their defaults."""
+
+    env: str
+    split: str
+    rollouts: int
+    env_id: str = ""
+    real_env_id: str = ""
+    edits: str = "both"
+    policy: str = ""
+    first_action: str = "expert"
+    #: Always ``None``: imagined actions are the model's own (the field real datasets use).
+    noise: None = None
+    checkpoint: str = ""
+    checkpoint_shipped: bool = True
+    checkpoint_sha256: str | None = None
+    flow_steps: int = DEFAULT_FLOW_STEPS
+    temperature: float = UNRECORDED_TEMPERATURE
+    max_steps: int | None = None
+    seed: int = 0
+    rollout_seeds: str = ""
+    keep_failures: bool = True
+    episodes: int = 0
+    dropped: int = 0
+    steps: int = 0
+    successes: int = 0
+    imagined_successes: int = 0
+    imagined_success_rate: float = 0.0
+    kept_edits: dict[str, int] = dataclasses.field(default_factory=dict)
+    num_envs: int = 1
+    device: str = "cpu"
+    compression: str = _COMPRESSION
+    imagination_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, dataset: minari.MinariDataset | str) -> ImaginedMetadata:
+        """The record of an imagined dataset (an id or a loaded dataset)."""
+        loaded = minari.load_dataset(dataset) if isinstance(dataset, str) else dataset
+        raw = loaded.storage.metadata.get("vlgor") or {}
+        if "imagined_success_rate" not in raw:
+            raise ValueError(f"{loaded.id} is not an imagined vlgor dataset (`vlgor imagine` makes one)")
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in raw.items() if key in known})
+
+
 @dataclasses.dataclass
 class ImagineConfig:
     """Write an imagined Minari dataset: counterfactual prompts rolled out by the imagination model.
@@ -393,35 +445,31 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
         data = staging / dataset_id / "data"
         for path in data.glob("*.hdf5"):
             repack_hdf5(path, _COMPRESSION)
-        minari.MinariDataset(data).storage.update_metadata(
-            {
-                "vlgor": {
-                    "env": config.env,
-                    "env_id": registry.entry(config.env).imagined_env_id,
-                    "real_env_id": registry.entry(config.env).env_id,
-                    "split": config.split,
-                    "edits": config.edits,
-                    "policy": f"imagination model (first action: {config.first_action})",
-                    "first_action": config.first_action,
-                    "noise": None,
-                    "checkpoint": str(folder),
-                    "checkpoint_shipped": config.checkpoint is None,
-                    "checkpoint_sha256": checkpoint_digest(folder),
-                    "flow_steps": flow_steps,
-                    "temperature": config.temperature,
-                    "max_steps": config.max_steps,
-                    "seed": config.seed,
-                    "rollout_seeds": f"seed + k for rollout k in [0, {config.rollouts})",
-                    "rollouts": config.rollouts,
-                    "keep_failures": not config.drop_failures,
-                    **stats,
-                    "num_envs": num_envs,
-                    "device": config.device,
-                    "compression": _COMPRESSION,
-                    "imagination_seconds": round(time.perf_counter() - start, 3),
-                }
-            }
+        record = ImaginedMetadata(
+            env=config.env,
+            env_id=registry.entry(config.env).imagined_env_id,
+            real_env_id=registry.entry(config.env).env_id,
+            split=config.split,
+            edits=config.edits,
+            policy=f"imagination model (first action: {config.first_action})",
+            first_action=config.first_action,
+            checkpoint=str(folder),
+            checkpoint_shipped=config.checkpoint is None,
+            checkpoint_sha256=checkpoint_digest(folder),
+            flow_steps=flow_steps,
+            temperature=config.temperature,
+            max_steps=config.max_steps,
+            seed=config.seed,
+            rollout_seeds=f"seed + k for rollout k in [0, {config.rollouts})",
+            rollouts=config.rollouts,
+            keep_failures=not config.drop_failures,
+            **stats,
+            num_envs=num_envs,
+            device=config.device,
+            compression=_COMPRESSION,
+            imagination_seconds=round(time.perf_counter() - start, 3),
         )
+        minari.MinariDataset(data).storage.update_metadata({"vlgor": dataclasses.asdict(record)})
     return minari.load_dataset(dataset_id)
 
 
@@ -620,11 +668,11 @@ def _imagine_staged(
 def imagine_command(config: tyro.conf.OmitArgPrefixes[ImagineConfig]) -> None:
     """Roll the imagination model out on counterfactual prompts into a Minari dataset."""
     dataset = imagine(config)
-    ours = dataset.storage.metadata["vlgor"]
+    ours = ImaginedMetadata.of(dataset)
     summary = describe(dataset.id)
     print(
         f"wrote {dataset.id}: {summary['episodes']} episodes, {summary['steps']} steps, imagined success "
-        f"rate {ours['imagined_success_rate']:.3f} ({ours['imagined_successes']}/{ours['rollouts']} "
-        f"rollouts reached their goal, {ours['dropped']} dropped), {summary['bytes'] / 1e6:.1f} MB "
+        f"rate {ours.imagined_success_rate:.3f} ({ours.imagined_successes}/{ours.rollouts} "
+        f"rollouts reached their goal, {ours.dropped} dropped), {summary['bytes'] / 1e6:.1f} MB "
         f"at {summary['path']}"
     )
