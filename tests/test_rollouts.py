@@ -323,6 +323,8 @@ def test_cli_writes_a_dataset_and_refuses_to_overwrite(minari_root: Path) -> Non
 
 
 def test_a_real_dataset_has_no_imagined_record() -> None:
-    real = collect(CollectConfig("clevr", episodes=1, dataset_id="vlgor/clevr/not-imagined-v0", progress=False))
+    real = collect(
+        CollectConfig("clevr", episodes=1, dataset_id="vlgor/clevr/not-imagined-v0", progress=False)
+    )
     with pytest.raises(ValueError, match="not-imagined-v0 is not an imagined vlgor dataset"):
         ImaginedMetadata.of(real)
