@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import tyro
@@ -77,8 +77,23 @@ def model_config(
     )
 
 
+@dataclasses.dataclass(kw_only=True)
+class _StageArgs:
+    """What every training stage takes."""
+
+    max_transitions: int | None = None
+    """Train on at most this many transitions (default: all)."""
+    seed: int = 0
+    resume: bool = False
+    """Continue from the training state saved beside `out`."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+    device: str = "cpu"
+    """torch device to train on, e.g. `cuda`; the checkpoint is the same either way."""
+
+
 @dataclasses.dataclass
-class PretrainArgs:
+class PretrainArgs(_StageArgs):
     """Pretrain the imagination model on instruction-free interaction data."""
 
     out: Path
@@ -98,19 +113,10 @@ class PretrainArgs:
     dynamics_steps: int = 2500
     batch_size: int = 64
     learning_rate: float = 1e-3
-    max_transitions: int | None = None
-    """Use at most this many transitions (default: all)."""
-    seed: int = 0
-    resume: bool = False
-    """Continue from the training state saved beside `out`."""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's choice)."""
-    device: str = "cpu"
-    """torch device to train on, e.g. `cuda`; the checkpoint is the same either way."""
 
 
 @dataclasses.dataclass
-class _OnCheckpointArgs:
+class _OnCheckpointArgs(_StageArgs):
     """What the stages that start from a trained checkpoint share."""
 
     base: Path
@@ -123,15 +129,6 @@ class _OnCheckpointArgs:
     steps: int = 2000
     batch_size: int = 64
     learning_rate: float = 1e-3
-    max_transitions: int | None = None
-    """Train on at most this many transitions (the sample-efficiency benchmark grounds on 1k/5k/10k)."""
-    seed: int = 0
-    resume: bool = False
-    """Continue from the training state saved beside `out`."""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's choice)."""
-    device: str = "cpu"
-    """torch device to train on, e.g. `cuda`."""
 
 
 @dataclasses.dataclass
@@ -160,9 +157,19 @@ class TuneDecoderArgs(_OnCheckpointArgs):
     """Share of each batch that decodes imagined latents; the rest decodes encoded real frames."""
 
 
-def pretrain_command(args: PretrainArgs) -> None:
+def _shared(args: _StageArgs) -> dict[str, Any]:
+    """What every stage takes from its arguments alike (and torch's threads, set here)."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    return {
+        "seed": args.seed,
+        "resume": args.resume,
+        "max_transitions": args.max_transitions,
+        "device": args.device,
+    }
+
+
+def pretrain_command(args: PretrainArgs) -> None:
     cfg = model_config(args.env, args.preset, args.horizon, autoencoder_channels=args.autoencoder_channels)
     out = pretrain(
         args.datasets or PRETRAIN_DATASETS[args.env],
@@ -170,18 +177,13 @@ def pretrain_command(args: PretrainArgs) -> None:
         cfg,
         Schedule(args.autoencoder_steps, batch_size=32, learning_rate=2e-3),
         Schedule(args.dynamics_steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
-        seed=args.seed,
-        resume=args.resume,
-        max_transitions=args.max_transitions,
         autoencoder_from=args.autoencoder_from,
-        device=args.device,
+        **_shared(args),
     )
     print(f"wrote {out}")
 
 
 def finetune_command(args: FinetuneArgs) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = finetune(
         args.base,
         args.datasets or GROUNDING_DATASETS[args.env],
@@ -189,27 +191,19 @@ def finetune_command(args: FinetuneArgs) -> None:
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         rank=args.rank,
         alpha=2 * args.rank,
-        seed=args.seed,
-        resume=args.resume,
-        max_transitions=args.max_transitions,
-        device=args.device,
+        **_shared(args),
     )
     print(f"wrote {out}")
 
 
 def tune_decoder_command(args: TuneDecoderArgs) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = tune_decoder(
         args.base,
         args.datasets or GROUNDING_DATASETS[args.env],
         args.out,
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         imagined_share=args.imagined_share,
-        seed=args.seed,
-        resume=args.resume,
-        max_transitions=args.max_transitions,
-        device=args.device,
+        **_shared(args),
     )
     print(f"wrote {out}")
 
