@@ -89,7 +89,11 @@ NAME = "splits"
 KINDS_NAME = "splits_kinds"
 #: The splits imagined data is made for.
 EVAL_SPLITS = TABLE_SPLITS[1:]
-DEFAULT_ALGOS = {"clevr": ("DiscreteBC", "DiscreteCQL"), "metaworld": ("BC", "TD3PlusBC")}
+#: Learners compared by default, by the env's action space.
+DEFAULT_ALGOS: dict[str, tuple[str, ...]] = {
+    "discrete": ("DiscreteBC", "DiscreteCQL"),
+    "continuous": ("BC", "TD3PlusBC"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,15 +191,6 @@ ENV_PRESETS: dict[str, dict[str, Preset]] = {
         "cpu": Preset(400, {"rephrasing": 100, "counterfactual": 200, "hard": 100}, 1500, 5, 10),
     },
 }
-#: Whether the imagined rollouts that failed are dropped by default (see ``Args.drop_failures``).
-DEFAULT_DROP_FAILURES: dict[str, bool] = {"clevr": True, "metaworld": False}
-#: The action space of each env, which picks its learners.
-#: Regimes compared by default. Meta-World's counterfactual tasks all edit the behaviour, so
-#: its "w/o target" data equals "+VLGOR" and "w/o behavior" has nothing to imagine.
-DEFAULT_REGIMES: dict[str, tuple[str, ...]] = {
-    "clevr": ("baseline", "vlgor", "oracle", "wo_target", "wo_behavior"),
-    "metaworld": ("baseline", "vlgor", "oracle"),
-}
 
 
 def preset_for(env: str, name: str) -> Preset:
@@ -255,7 +250,8 @@ class Args:
 
 def drops_failures(args: Args) -> bool:
     """Whether ``args`` drops the failed imagined rollouts (its env's default if unset)."""
-    return DEFAULT_DROP_FAILURES[args.env] if args.drop_failures is None else args.drop_failures
+    default = registry.entry(args.env).drop_imagined_failures
+    return default if args.drop_failures is None else args.drop_failures
 
 
 def _ensure_real(env: str, preset: str, episodes: int, fresh: bool) -> str:
@@ -343,7 +339,7 @@ def ensure_imagined(
 
 def regimes_of(args: Args) -> tuple[str, ...]:
     """The regimes ``args`` asks for, checked."""
-    regimes = args.regimes or DEFAULT_REGIMES[args.env]
+    regimes = args.regimes or registry.entry(args.env).regimes
     unknown = set(regimes) - set(REGIMES)
     if unknown:
         raise ValueError(f"unknown regimes {sorted(unknown)}; choose from {sorted(REGIMES)}")
@@ -678,7 +674,7 @@ def measure(args: Args) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     preset = preset_for(args.env, args.preset)
-    algos = args.algos or DEFAULT_ALGOS[args.env]
+    algos = args.algos or DEFAULT_ALGOS[registry.entry(args.env).action_kind]
     started = time.perf_counter()
     regimes = regimes_of(args)
     by_algo = regimes_by_algo(args, algos, regimes)  # before any data is made

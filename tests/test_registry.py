@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import pytest
 from gymnasium import spaces
@@ -34,3 +36,12 @@ def test_unknown_names_and_ids_list_the_known_ones() -> None:
         registry.entry("atari")
     with pytest.raises(ValueError, match=r"no vlgor env has the id 'CartPole-v1'"):
         registry.entry_of_id("CartPole-v1")
+
+
+@pytest.mark.parametrize("name", sorted(registry.ENTRIES))
+def test_each_recipe_is_the_config_its_shipped_model_was_trained_with(name: str) -> None:
+    from vlgor_envs.imagination.checkpoint import read_config, shipped_checkpoint
+    from vlgor_envs.imagination.commands import model_config
+
+    shipped = read_config(shipped_checkpoint(name))["model"]
+    assert json.loads(json.dumps(model_config(name, "cpu").to_json())) == shipped

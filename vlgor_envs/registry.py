@@ -35,6 +35,17 @@ class EnvEntry:
     """``module:Class`` that starts, scores and describes imagined episodes of this env."""
     max_episode_steps: int | None
     """Gymnasium's step limit, or ``None`` where the env truncates per task itself."""
+    model_recipe: dict[str, Any]
+    """Fields of its imagination model's ``WorldModelConfig`` that differ from the defaults
+    (which are CLEVR's recipe)."""
+    pretrain_datasets: tuple[str, ...]
+    """Instruction-free interaction data its imagination model is pretrained on."""
+    grounding_datasets: tuple[str, ...]
+    """Instruction-labelled train-split rollouts it is grounded on."""
+    drop_imagined_failures: bool
+    """Whether the split benchmark drops imagined rollouts that failed, by default."""
+    regimes: tuple[str, ...]
+    """Data regimes the split benchmark compares by default."""
 
 
 ENTRIES: dict[str, EnvEntry] = {
@@ -48,6 +59,13 @@ ENTRIES: dict[str, EnvEntry] = {
         action_kind="discrete",
         imagination_judge="vlgor_envs.imagination.judges:ClevrJudge",
         max_episode_steps=50,
+        # Ball centres (5 x 2) and 40 pushes: the config's defaults.
+        model_recipe={},
+        pretrain_datasets=("vlgor/clevr/random-v0", "vlgor/clevr/explore-hard-v0"),
+        grounding_datasets=("vlgor/clevr/real-train-v0",),
+        # The paper's imagined dataset holds the rollouts that achieve their goals.
+        drop_imagined_failures=True,
+        regimes=("baseline", "vlgor", "oracle", "wo_target", "wo_behavior"),
     ),
     "metaworld": EnvEntry(
         name="metaworld",
@@ -59,6 +77,24 @@ ENTRIES: dict[str, EnvEntry] = {
         action_kind="continuous",
         imagination_judge="vlgor_envs.imagination.judges:MetaWorldJudge",
         max_episode_steps=None,
+        # Hand xyz, gripper opening, first object's xyz (the first 7 of the 39-d state); its
+        # shipped model was trained before CLEVR's recipe (flow from noise, no change weight).
+        model_recipe={
+            "action_kind": "continuous",
+            "action_dim": 4,
+            "state_indices": tuple(range(7)),
+            "readout_channels": 0,
+            "flow_source": "noise",
+            "change_weight": 0.0,
+            "condition_generation": False,
+        },
+        pretrain_datasets=("vlgor/metaworld/random-v0", "vlgor/metaworld/real-train-v0"),
+        grounding_datasets=("vlgor/metaworld/real-train-v0",),
+        # Its imagined success is judged by an approximate state head: failures are kept.
+        drop_imagined_failures=False,
+        # All its counterfactual tasks edit the behaviour, so "w/o target" would equal
+        # "+VLGOR" and "w/o behavior" has nothing to imagine.
+        regimes=("baseline", "vlgor", "oracle"),
     ),
 }
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import torch
 import tyro
 
+from vlgor_envs import registry
 from vlgor_envs.imagination.autoencoder import AutoencoderConfig
 from vlgor_envs.imagination.model import WorldModelConfig
 from vlgor_envs.imagination.training import Schedule, finetune, pretrain, tune_decoder
@@ -18,34 +19,11 @@ from vlgor_envs.imagination.training import Schedule, finetune, pretrain, tune_d
 PRESETS: dict[str, tuple[int, int, int]] = {"tiny": (32, 1, 2), "cpu": (128, 4, 4), "gpu": (384, 8, 6)}
 #: Autoencoder hidden channels by preset: the GPU preset's is twice as wide.
 AUTOENCODER_WIDTHS: dict[str, tuple[int, int]] = {"tiny": (32, 64), "cpu": (32, 64), "gpu": (64, 128)}
-#: Each env's model: what it reads and predicts, and how it is trained (the values of its
-#: shipped checkpoint; the reasons are at the fields of WorldModelConfig).
-RECIPES: dict[str, WorldModelConfig] = {
-    # Ball centres (5 x 2); 40 discrete pushes; the config's defaults.
-    "clevr": WorldModelConfig(env="clevr"),
-    # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
-    # Its shipped model was trained before the CLEVR recipe: flow from noise, no change weight.
-    "metaworld": WorldModelConfig(
-        env="metaworld",
-        action_kind="continuous",
-        action_dim=4,
-        state_indices=tuple(range(7)),
-        readout_channels=0,
-        flow_source="noise",
-        change_weight=0.0,
-        condition_generation=False,
-    ),
-}
-#: Instruction-free interaction data (random and noisy-expert actions) for pretraining.
-PRETRAIN_DATASETS: dict[str, tuple[str, ...]] = {
-    "clevr": ("vlgor/clevr/random-v0", "vlgor/clevr/explore-hard-v0"),
-    "metaworld": ("vlgor/metaworld/random-v0", "vlgor/metaworld/real-train-v0"),
-}
-#: Instruction-labelled rollouts of the train split for grounding.
-GROUNDING_DATASETS: dict[str, tuple[str, ...]] = {
-    "clevr": ("vlgor/clevr/real-train-v0",),
-    "metaworld": ("vlgor/metaworld/real-train-v0",),
-}
+
+
+def recipe(env: str) -> WorldModelConfig:
+    """The world-model config of ``env``'s imagination model (its registry entry's recipe)."""
+    return dataclasses.replace(WorldModelConfig(env=env), **registry.entry(env).model_recipe)
 
 
 def model_config(
@@ -59,13 +37,11 @@ def model_config(
 
     ``autoencoder_channels`` overrides the preset's autoencoder hidden channels.
     """
-    if env not in RECIPES:
-        raise ValueError(f"unknown env {env!r}; choose one of {sorted(RECIPES)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     width, depth, heads = PRESETS[preset]
     return dataclasses.replace(
-        RECIPES[env],
+        recipe(env),
         image_size=image_size,
         horizon=horizon,
         width=width,
@@ -172,7 +148,7 @@ def _shared(args: _StageArgs) -> dict[str, Any]:
 def pretrain_command(args: PretrainArgs) -> None:
     cfg = model_config(args.env, args.preset, args.horizon, autoencoder_channels=args.autoencoder_channels)
     out = pretrain(
-        args.datasets or PRETRAIN_DATASETS[args.env],
+        args.datasets or registry.entry(args.env).pretrain_datasets,
         args.out,
         cfg,
         Schedule(args.autoencoder_steps, batch_size=32, learning_rate=2e-3),
@@ -186,7 +162,7 @@ def pretrain_command(args: PretrainArgs) -> None:
 def finetune_command(args: FinetuneArgs) -> None:
     out = finetune(
         args.base,
-        args.datasets or GROUNDING_DATASETS[args.env],
+        args.datasets or registry.entry(args.env).grounding_datasets,
         args.out,
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         rank=args.rank,
@@ -199,7 +175,7 @@ def finetune_command(args: FinetuneArgs) -> None:
 def tune_decoder_command(args: TuneDecoderArgs) -> None:
     out = tune_decoder(
         args.base,
-        args.datasets or GROUNDING_DATASETS[args.env],
+        args.datasets or registry.entry(args.env).grounding_datasets,
         args.out,
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         imagined_share=args.imagined_share,

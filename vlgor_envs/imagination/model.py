@@ -70,7 +70,7 @@ class WorldModelConfig:
     """Shape of the world model; saved as JSON next to the weights.
 
     The defaults are the recipe that works on CLEVR (its shipped checkpoint); other envs
-    start from their own recipe (``vlgor_envs.imagination.commands.RECIPES``).
+    start from their registry entry's ``model_recipe``.
     """
 
     #: ``"clevr"`` or ``"metaworld"``: which real env the model imagines.
