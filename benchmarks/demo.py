@@ -3,7 +3,7 @@
 1. the scripted experts on every split of both envs, one rollout of each as a PNG;
 2. a small Minari dataset per env, loaded into d3rlpy;
 3. the shipped imagination models: one-step fidelity and real-vs-imagined strips;
-4. the pipeline (:mod:`benchmarks.splits`, preset ``demo``): collect real CLEVR data, imagine
+4. the pipeline (:mod:`agents.split_benchmark`, preset ``demo``): collect real CLEVR data, imagine
    counterfactual rollouts with the shipped model, train DiscreteBC on real and on real plus
    imagined data, evaluate both in the real env on the counterfactual split, print the table
    and write the plots.
@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tyro
 
-from benchmarks import splits
+from agents import split_benchmark as splits
 from benchmarks.imagination_fidelity import one_step_fidelity, rollout_strip
 from vlgor_envs.clevr import expert as clevr_expert
 from vlgor_envs.data import collect

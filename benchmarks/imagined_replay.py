@@ -22,8 +22,8 @@ import numpy as np
 import tyro
 from tqdm import tqdm
 
+from agents.split_benchmark import EVAL_SPLITS, REGIMES, imagined_splits_id, preset_for
 from benchmarks.report import load_result, markdown_table, provenance, write_result
-from benchmarks.splits import EVAL_SPLITS, REGIMES, imagined_splits_id, preset_for
 from vlgor_envs import registry
 from vlgor_envs.data.collect import list_datasets
 from vlgor_envs.imagination.env import real_env_seed

@@ -15,11 +15,9 @@ import minari
 import pytest
 import tyro
 
-from benchmarks import clevr_throughput
-from benchmarks import splits as splits_benchmark
-from benchmarks.report import markdown_table, replace_readme_section
-from benchmarks.splits import Args as SplitArgs
-from benchmarks.splits import (
+from agents import split_benchmark as splits_benchmark
+from agents.split_benchmark import Args as SplitArgs
+from agents.split_benchmark import (
     drops_failures,
     ensure_imagined,
     imagined_by_note,
@@ -32,6 +30,8 @@ from benchmarks.splits import (
     regimes_of,
     temperature_table,
 )
+from benchmarks import clevr_throughput
+from benchmarks.report import markdown_table, replace_readme_section
 from vlgor_envs import cli
 from vlgor_envs.data.collect import list_datasets
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
@@ -104,7 +104,7 @@ def test_the_readme_lists_every_command() -> None:
 
 def test_importing_the_packages_prints_no_dependency_notice() -> None:
     # d3rlpy imports the old gym, whose import prints a deprecation notice unless vlgor drops it.
-    result = run(sys.executable, "-c", "import agents, benchmarks.splits, d3rlpy")
+    result = run(sys.executable, "-c", "import agents, agents.split_benchmark, d3rlpy")
     assert result.returncode == 0 and result.stderr == ""
     notice = run(sys.executable, "-c", "import d3rlpy")
     assert "Gym has been unmaintained" in notice.stderr  # what the test above would catch
@@ -180,7 +180,10 @@ def test_user_errors_are_one_line_and_ctrl_c_leaves_nothing(tmp_path: Path) -> N
         process.kill()  # a no-op once it has exited
         process.wait()
     stderr = log.read_text()
-    assert process.returncode == 130 and stderr.endswith("vlgor: interrupted\n")
+    assert process.returncode == 130 and stderr.endswith("vlgor: interrupted\n"), (
+        process.returncode,
+        stderr[-2000:],
+    )
     assert [p.name for p in root.iterdir()] == [".vlgor-locks"]  # no dataset, no staging folder
 
 

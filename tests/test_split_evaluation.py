@@ -8,9 +8,9 @@ import minari
 import numpy as np
 import pytest
 
-from benchmarks import split_evaluation
-from benchmarks.split_evaluation import block_seed, cell, interval, run_rates, separated
-from benchmarks.splits import Args, ensure_oracle, oracle_splits_id, preset_for, run_reference
+from agents.split_benchmark import Args, ensure_oracle, oracle_splits_id, preset_for, run_reference
+from agents.split_benchmark import evaluation as split_evaluation
+from agents.split_benchmark.evaluation import block_seed, cell, interval, run_rates, separated
 from vlgor_envs.imagination.rollouts import ImagineConfig, imagine, imagined_prompts
 from vlgor_envs.language.goal import Goal
 

@@ -148,7 +148,7 @@ def run(argv: list[str]) -> None:
     """Dispatch ``argv`` (without the program name) to its subcommand."""
     if argv[:2] == ["bench", "splits"]:
         # A group with one subcommand: tyro would flatten it, so it is dispatched here.
-        from benchmarks import splits as splits_benchmark
+        from agents import split_benchmark as splits_benchmark
 
         splits_benchmark.main(tyro.cli(splits_benchmark.Args, args=argv[2:], prog="vlgor bench splits"))
     elif argv and argv[0] in COMMANDS:
