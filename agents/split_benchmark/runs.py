@@ -155,17 +155,10 @@ def _examples(real: str, extra: Sequence[str]) -> InstructionExamples:
     return instruction_examples([minari.load_dataset(i) for i in (real, *extra)])
 
 
-def run_one(
-    args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, extra: Sequence[str]
+def _run_key(
+    args: Args, preset: Preset, algo: str, regime: str, real: str, extra: Sequence[str]
 ) -> dict[str, Any]:
-    """Train one learner on ``real`` plus ``extra`` data and evaluate its checkpoints on the splits."""
-    # Runs on data imagined at another temperature or without the failures, or mixed in at
-    # another ratio, keep their own folders, so none overwrites another.
-    tags = (data_tag(args.temperature, drops_failures(args)) if imagines(regime) else "") + ratio_tag(
-        args.ratio
-    )
-    folder = regime + tags if extra else regime
-    run_dir = args.out / args.env / algo / folder / f"seed{seed}"
+    """What a finished run must have been made with to be reused by ``--resume``."""
     settings: dict[str, Any] = {
         "preset": dataclasses.asdict(preset),
         "real": real,
@@ -184,7 +177,36 @@ def run_one(
         settings["temperature"] = args.temperature
         settings["imagined_by"] = [ImaginedMetadata.of(i).checkpoint_sha256 for i in extra]
     # JSON round trip, so a key read back from disk compares equal.
-    key = json.loads(json.dumps(settings))
+    return dict(json.loads(json.dumps(settings)))
+
+
+def _evaluate_checkpoints(
+    args: Args, preset: Preset, checkpoints: Sequence[Path], run_dir: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """Each split's evaluation blocks, one per checkpoint, on start states of its own."""
+    text_encoder = run_text_encoder(run_dir)
+    blocks: dict[str, list[dict[str, Any]]] = {split: [] for split in args.eval_splits}
+    for index, path in enumerate(checkpoints):
+        step = int(path.stem.removeprefix("model_"))
+        policy = d3rlpy_policy(d3rlpy.load_learnable(str(path), device=args.device), text_encoder)
+        for split, got in evaluate_blocks(
+            policy, args.env, args.eval_splits, index, step, preset.eval_episodes
+        ).items():
+            blocks[split].append(got)
+    return blocks
+
+
+def run_one(
+    args: Args, preset: Preset, algo: str, regime: str, seed: int, real: str, extra: Sequence[str]
+) -> dict[str, Any]:
+    """Train one learner on ``real`` plus ``extra`` data and evaluate its checkpoints on the splits."""
+    # Runs on data imagined at another temperature or without the failures, or mixed in at
+    # another ratio, keep their own folders, so none overwrites another.
+    tags = (data_tag(args.temperature, drops_failures(args)) if imagines(regime) else "") + ratio_tag(
+        args.ratio
+    )
+    run_dir = args.out / args.env / algo / (regime + tags if extra else regime) / f"seed{seed}"
+    key = _run_key(args, preset, algo, regime, real, extra)
     what = f"{algo} {regime} seed {seed}"
     reused = _reuse(args, run_dir / "benchmark_run.json", key, what)
     if reused is not None:
@@ -206,15 +228,7 @@ def run_one(
     )
     run = train(config)
     trained = time.perf_counter() - started
-    text_encoder = run_text_encoder(run_dir)
-    blocks: dict[str, list[dict[str, Any]]] = {split: [] for split in args.eval_splits}
-    for index, path in enumerate(run.checkpoints):
-        step = int(path.stem.removeprefix("model_"))
-        policy = d3rlpy_policy(d3rlpy.load_learnable(str(path), device=args.device), text_encoder)
-        for split, got in evaluate_blocks(
-            policy, args.env, args.eval_splits, index, step, preset.eval_episodes
-        ).items():
-            blocks[split].append(got)
+    blocks = _evaluate_checkpoints(args, preset, run.checkpoints, run_dir)
     result = _summary(what, blocks, started, train_seconds=trained)
     _save(run_dir / "benchmark_run.json", key, result)
     return result
