@@ -102,6 +102,20 @@ def test_the_readme_lists_every_command() -> None:
     assert [name for name in cli.COMMANDS if f"| `vlgor {name}" not in commands] == []
 
 
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    # `vlgor splits clevr --examples 500 | head -1`: the pipe closes while vlgor still writes.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vlgor_envs.cli", "splits", "clevr", "--examples", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline().startswith("train:")
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (141, "")
+
+
 def test_importing_the_packages_prints_no_dependency_notice() -> None:
     # d3rlpy imports the old gym, whose import prints a deprecation notice unless vlgor drops it.
     result = run(sys.executable, "-c", "import agents, agents.split_benchmark, d3rlpy")
