@@ -13,9 +13,10 @@
 - :mod:`agents.commands`: ``vlgor train``.
 
 >>> import d3rlpy, agents  # doctest: +SKIP
->>> result = agents.train(["vlgor/clevr/real-train-v0"], ["vlgor/clevr/imagined-counterfactual-v0"],
-...                       algo="DiscreteCQL", steps=10_000, run_dir="runs/cql",
-...                       eval_split="counterfactual")  # doctest: +SKIP
+>>> config = agents.TrainConfig(run_dir="runs/cql", real=("vlgor/clevr/real-train-v0",),
+...                              imagined=("vlgor/clevr/imagined-counterfactual-v0",),
+...                              algo="DiscreteCQL", steps=10_000, eval_split="counterfactual")
+>>> result = agents.train(config)  # doctest: +SKIP
 >>> algo = d3rlpy.load_learnable("runs/cql/model.d3")  # doctest: +SKIP
 >>> policy = agents.d3rlpy_policy(algo, agents.run_text_encoder("runs/cql"))  # doctest: +SKIP
 >>> agents.evaluate(policy, "clevr", "hard", episodes=50).success_rate  # doctest: +SKIP
@@ -49,7 +50,14 @@ from agents.registry import (
     make_algorithm,
     make_config,
 )
-from agents.train import DEFAULT_ALGORITHMS, TrainResult, build_dataset, run_text_encoder, train
+from agents.train import (
+    DEFAULT_ALGORITHMS,
+    TrainConfig,
+    TrainResult,
+    build_dataset,
+    run_text_encoder,
+    train,
+)
 
 __all__ = [
     "ALGORITHMS",
@@ -64,6 +72,7 @@ __all__ = [
     "FilmEncoderFactory",
     "Policy",
     "SplitEvaluator",
+    "TrainConfig",
     "TrainResult",
     "VisionLanguageEncoder",
     "VisionLanguageEncoderFactory",

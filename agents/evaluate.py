@@ -23,7 +23,7 @@ from d3rlpy.dataset import ReplayBufferBase
 from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
-from vlgor_envs.data.collect import ENVS
+from vlgor_envs import registry
 from vlgor_envs.language import Goal, goal_kind, instruction_encoder
 from vlgor_envs.language.encoder import InstructionEncoder
 
@@ -86,15 +86,12 @@ class EvaluationResult:
 
 def env_id_of(env: str) -> str:
     """The Gymnasium id of ``env``: a short name (``"clevr"``, ``"metaworld"``) or an id."""
-    return ENVS[env][0] if env in ENVS else env
+    return registry.ENTRIES[env].env_id if env in registry.ENTRIES else env
 
 
 def goal_kind_of(env_id: str, goal: Goal) -> str:
     """The kind of ``goal`` in the env ``env_id`` (CLEVR: its goal kind; Meta-World: its task)."""
-    for name, (registered, _) in ENVS.items():
-        if registered == env_id:
-            return goal_kind(name, goal)
-    raise ValueError(f"no goal kinds are known for {env_id!r}; choose one of {[e for e, _ in ENVS.values()]}")
+    return goal_kind(registry.entry_of_id(env_id).name, goal)
 
 
 def evaluate(

@@ -99,7 +99,7 @@ def _convert_in_child(dataset_id: str, root: str, queue: Any) -> None:
 
 
 def _collect(args: Args) -> tuple[minari.MinariDataset, dict[str, Any]]:
-    from vlgor_envs.data import collect
+    from vlgor_envs.data import CollectConfig, collect
 
     if args.reuse:
         try:
@@ -115,14 +115,16 @@ def _collect(args: Args) -> tuple[minari.MinariDataset, dict[str, Any]]:
             }
     start = time.perf_counter()
     dataset = collect(
-        "clevr",
-        "train",
-        args.episodes,
-        args.seed,
-        noise=args.noise,
-        image_size=args.image_size,
-        dataset_id=args.dataset_id,
-        overwrite=True,
+        CollectConfig(
+            "clevr",
+            "train",
+            args.episodes,
+            args.seed,
+            noise=args.noise,
+            image_size=args.image_size,
+            dataset_id=args.dataset_id,
+            overwrite=True,
+        )
     )
     wall = time.perf_counter() - start
     ours = dataset.storage.metadata["vlgor"]

@@ -3,7 +3,7 @@
 1. the scripted experts on every split of both envs, one rollout of each as a PNG;
 2. a small Minari dataset per env, loaded into d3rlpy;
 3. the shipped imagination models: one-step fidelity and real-vs-imagined strips;
-4. the pipeline (:mod:`benchmarks.splits`, preset ``demo``): collect real CLEVR data, imagine
+4. the pipeline (:mod:`agents.split_benchmark`, preset ``demo``): collect real CLEVR data, imagine
    counterfactual rollouts with the shipped model, train DiscreteBC on real and on real plus
    imagined data, evaluate both in the real env on the counterfactual split, print the table
    and write the plots.
@@ -27,10 +27,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tyro
 
-from benchmarks import splits
+from agents import split_benchmark as splits
 from benchmarks.imagination_fidelity import one_step_fidelity, rollout_strip
 from vlgor_envs.clevr import expert as clevr_expert
 from vlgor_envs.data import collect
+from vlgor_envs.data.collect import collect_config
 from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
 from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
@@ -100,13 +101,15 @@ def datasets(args: Args) -> None:
     for env, episodes in sizes.items():
         start = time.perf_counter()
         dataset = collect(
-            env,
-            "train",
-            episodes,
-            args.seed,
-            dataset_id=f"vlgor/{env}/demo-train-v0",
-            overwrite=True,
-            progress=False,
+            collect_config(
+                env,
+                "train",
+                episodes=episodes,
+                seed=args.seed,
+                dataset_id=f"vlgor/{env}/demo-train-v0",
+                overwrite=True,
+                progress=False,
+            )
         )
         collected = time.perf_counter() - start
         replay = to_d3rlpy(dataset)

@@ -31,11 +31,12 @@ import tyro
 from matplotlib import pyplot as plt
 
 from benchmarks.report import RESULTS_DIR, load_result, markdown_table, provenance, write_result
+from vlgor_envs import registry
 from vlgor_envs.clevr.detect import detect_balls
-from vlgor_envs.data.collect import collect, list_datasets
+from vlgor_envs.data.collect import collect, collect_config, list_datasets
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
 from vlgor_envs.imagination.data import load_transitions
-from vlgor_envs.imagination.env import REAL_ENV_IDS, ImaginedEnv
+from vlgor_envs.imagination.env import ImaginedEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
 from vlgor_envs.imagination.model import (
     DEFAULT_FLOW_STEPS,
@@ -79,7 +80,7 @@ def heldout_dataset(env: str, split: str, episodes: int) -> str:
     """Id of the held-out expert dataset of a split, collected if it is missing."""
     dataset_id = f"vlgor/{env}/heldout-{split}-v0"
     if dataset_id not in list_datasets():
-        collect(env, split=split, episodes=episodes, seed=HELDOUT_SEED, dataset_id=dataset_id)
+        collect(collect_config(env, split, episodes=episodes, seed=HELDOUT_SEED, dataset_id=dataset_id))
     return dataset_id
 
 
@@ -223,7 +224,7 @@ def execution_success(
         temperature=temperature,
     )
     core = imagined._core  # resets from an exact real-env seed, to start where the dataset did
-    real = gym.make(REAL_ENV_IDS[env], split=split)
+    real = gym.make(registry.entry(env).env_id, split=split)
     imagined_successes, real_successes, lengths = [], [], []
     for seed, first_action, instruction in _episode_starts(dataset_id, episodes):
         episode, _ = core.reset(seed, {"instruction": instruction})

@@ -14,8 +14,8 @@ import tyro
 
 from benchmarks.imagination_fidelity import SPLITS, heldout_dataset, one_step_fidelity
 from benchmarks.report import load_result, markdown_table, provenance, write_result
+from vlgor_envs import registry
 from vlgor_envs.imagination.checkpoint import load_checkpoint
-from vlgor_envs.imagination.commands import GROUNDING_DATASETS
 from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
 from vlgor_envs.imagination.training import Schedule, finetune
 
@@ -46,7 +46,7 @@ def measure(args: Args) -> dict[str, dict[str, dict[str, float]]]:
     for size in args.sizes:
         grounded = finetune(
             args.base,
-            GROUNDING_DATASETS["clevr"],
+            registry.entry("clevr").grounding_datasets,
             args.out / f"grounded-{size}",
             Schedule(args.steps, batch_size=64, learning_rate=1e-3),
             seed=args.seed,

@@ -22,10 +22,11 @@ import numpy as np
 import tyro
 from tqdm import tqdm
 
+from agents.split_benchmark import EVAL_SPLITS, REGIMES, imagined_splits_id, preset_for
 from benchmarks.report import load_result, markdown_table, provenance, write_result
-from benchmarks.splits import EVAL_SPLITS, REGIMES, imagined_splits_id, preset_for
+from vlgor_envs import registry
 from vlgor_envs.data.collect import list_datasets
-from vlgor_envs.imagination.env import REAL_ENV_IDS, real_env_seed
+from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE
 from vlgor_envs.language.clevr import goal_kind
 from vlgor_envs.language.goal import Goal
@@ -70,7 +71,7 @@ def replay_dataset(dataset_id: str, progress: bool = True) -> list[Replayed]:
     """Replay every episode of an imagined CLEVR dataset (``vlgor imagine``) in the real env."""
     dataset = minari.load_dataset(dataset_id)
     metadata = list(dataset.storage.get_episode_metadata(range(dataset.total_episodes)))
-    real = gym.make(REAL_ENV_IDS["clevr"])
+    real = gym.make(registry.entry("clevr").env_id)
     replayed = []
     try:
         episodes = zip(dataset.iterate_episodes(), metadata, strict=True)

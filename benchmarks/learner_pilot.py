@@ -71,28 +71,33 @@ def _policy_parts(args: Args) -> tuple[Any, Any]:
 def run(args: Args) -> dict[str, Any]:
     from d3rlpy.optimizers import AdamFactory
 
-    from agents.evaluate import d3rlpy_policy, evaluate
-    from agents.train import train
-    from vlgor_envs.data.collect import collect, list_datasets
+    from agents.evaluate import d3rlpy_policy, env_id_of, evaluate
+    from agents.registry import ActionKind, learner_defaults, make_config
+    from agents.train import DEFAULT_ALGORITHMS, TrainConfig, train
+    from vlgor_envs.data.collect import CollectConfig, collect, list_datasets
 
     dataset_id = args.dataset_id or f"vlgor/{args.env}/pilot-train-{args.episodes}-v0"
     if dataset_id not in list_datasets():
-        collect(args.env, "train", args.episodes, seed=0, dataset_id=dataset_id)
+        collect(CollectConfig(args.env, "train", args.episodes, seed=0, dataset_id=dataset_id))
     network, text = _policy_parts(args)
     started = time.perf_counter()
+    kind: ActionKind = "discrete" if args.env == "clevr" else "continuous"
+    # The env's BC as `train` would configure it, with this pilot's network and schedule.
+    own = make_config(
+        DEFAULT_ALGORITHMS[kind],
+        kind,
+        args.steps,
+        args.batch_size,
+        args.learning_rate,
+        learner_defaults(env_id_of(args.env)).min_learning_rate(args.learning_rate),
+        network_encoder=network,
+        **({"optim_factory": AdamFactory()} if args.schedule == "constant" else {}),
+    )
     with tempfile.TemporaryDirectory() as run_dir:
-        result = train(
-            [dataset_id],
-            run_dir=run_dir,
-            steps=args.steps,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            network_encoder=network,
-            text_encoder=text,
-            progress=False,
-            algo_kwargs={"optim_factory": AdamFactory()} if args.schedule == "constant" else None,
+        config = TrainConfig(
+            run_dir=Path(run_dir), real=(dataset_id,), steps=args.steps, seed=args.seed, progress=False
         )
+        result = train(config, algo_config=own, text_encoder=text)
     seconds = time.perf_counter() - started
     policy = d3rlpy_policy(result.algo, text)
     row: dict[str, Any] = {"train_seconds": seconds}

@@ -67,7 +67,7 @@ def updates_per_s(buffer: Any, network: str, batch_size: int, updates: int, seed
 
 
 def measure(args: Args) -> dict[str, Any]:
-    from vlgor_envs.data.collect import collect
+    from vlgor_envs.data.collect import CollectConfig, collect
     from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
 
     torch.set_num_threads(args.threads)
@@ -75,7 +75,9 @@ def measure(args: Args) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as root:
         os.environ["MINARI_DATASETS_PATH"] = root
         try:
-            dataset = collect("clevr", "train", args.episodes, seed=args.seed, dataset_id=DATASET_ID)
+            dataset = collect(
+                CollectConfig("clevr", "train", args.episodes, seed=args.seed, dataset_id=DATASET_ID)
+            )
             buffers = {name: to_d3rlpy(dataset, _feature(name)) for name in ("sentence", "roles")}
         finally:
             if previous is None:

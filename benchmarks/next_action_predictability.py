@@ -19,8 +19,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 
 from benchmarks.imagination_fidelity import HELDOUT_SEED, SPLITS, heldout_dataset
 from benchmarks.report import load_result, markdown_table, provenance, write_result
+from vlgor_envs import registry
 from vlgor_envs.clevr.env import N_DIRECTIONS
-from vlgor_envs.imagination.commands import GROUNDING_DATASETS
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.language.clevr import COLOURS, DIRECTIONS, RELATIONS, parse
 
@@ -72,7 +72,7 @@ def transitions(dataset_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def measure(args: Args) -> dict[str, Any]:
-    train_x, _, train_y = transitions(GROUNDING_DATASETS["clevr"][0])
+    train_x, _, train_y = transitions(registry.entry("clevr").grounding_datasets[0])
     classifiers = {
         "random_forest": RandomForestClassifier(args.trees, random_state=args.seed, n_jobs=1),
         "gradient_boosting": HistGradientBoostingClassifier(max_iter=args.trees, random_state=args.seed),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from agents import split_benchmark as splits
 from benchmarks import (
     clevr_expert,
     clevr_throughput,
@@ -23,7 +24,6 @@ from benchmarks import (
     metaworld_throughput,
     model_card,
     next_action_predictability,
-    splits,
     steps_pilot,
 )
 from benchmarks.report import RESULTS_DIR, load_result, replace_readme_section
@@ -46,12 +46,14 @@ def main() -> None:
     # One one-thread worker per core (up to four): on two cores this beats one two-thread process.
     workers = min(4, os.cpu_count() or 1)
     for env in ("clevr", "metaworld"):
-        splits.main(splits.Args(env=env, preset="cpu", workers=workers))
-    splits.main(dataclasses.replace(splits.keep_failures_args(), workers=workers))
+        splits.main(splits.Args(env=env, preset="cpu", workers=workers, results=RESULTS_DIR))
+    splits.main(dataclasses.replace(splits.keep_failures_args(), workers=workers, results=RESULTS_DIR))
     # Replays the CLEVR datasets the two runs above imagined.
     imagined_replay.main(imagined_replay.Args())
     for temperature in splits.TEMPERATURES:
-        splits.main(dataclasses.replace(splits.temperature_args(temperature), workers=workers))
+        splits.main(
+            dataclasses.replace(splits.temperature_args(temperature), workers=workers, results=RESULTS_DIR)
+        )
     refresh_readme()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import tyro
@@ -39,20 +40,21 @@ def run(args: Args) -> dict[str, Any]:
     """Train, then the success rate per split of the half-way and the final checkpoint."""
     import d3rlpy
 
-    from agents import d3rlpy_policy, evaluate, run_text_encoder, train
+    from agents import TrainConfig, d3rlpy_policy, evaluate, run_text_encoder, train
 
     started = time.perf_counter()
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as run_dir:
-        result = train(
-            [args.real],
-            args.extra,
+        config = TrainConfig(
+            run_dir=Path(run_dir),
+            real=(args.real,),
+            imagined=tuple(args.extra),
             steps=args.steps,
             seed=args.seed,
-            run_dir=run_dir,
             save_every=args.steps // 2,
             progress=False,
         )
+        result = train(config)
         rows["train_seconds"] = time.perf_counter() - started
         text_encoder = run_text_encoder(run_dir)
         for path in result.checkpoints:

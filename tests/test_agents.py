@@ -43,8 +43,9 @@ from agents import (
 )
 from agents.commands import train_command
 from agents.encoder import FiLM, random_shift, spatial_softmax
+from agents.train import TrainConfig
 from vlgor_envs.clevr.expert import ClevrExpert
-from vlgor_envs.data import collect
+from vlgor_envs.data import CollectConfig, collect
 from vlgor_envs.data.d3rlpy_bridge import MixedDataset, instruction_examples, to_d3rlpy
 from vlgor_envs.language import TextEncoder, default_text_encoder, instruction_encoder
 
@@ -53,6 +54,12 @@ NOISY_ID = "vlgor/clevr/imagined-noisy-v0"
 SHAPE = [(3, 64, 64), (384,)]
 #: Tiny runs: few steps, small batches, two evaluation episodes.
 TINY: dict[str, Any] = {"steps": 4, "batch_size": 8, "progress": False}
+
+
+def _tiny(run_dir: Path, *datasets: str, **fields: Any) -> TrainConfig:
+    """A 4-step run's config on ``datasets`` (the real one by default; a second is imagined)."""
+    real, *imagined = datasets or (REAL_ID,)
+    return TrainConfig(run_dir=run_dir, real=(real,), imagined=tuple(imagined), **TINY, **fields)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,13 +74,13 @@ def encoder() -> TextEncoder:
 
 @pytest.fixture(scope="module")
 def real(minari_root: Path) -> minari.MinariDataset:
-    return collect("clevr", "train", 4, 0, progress=False)
+    return collect(CollectConfig("clevr", "train", 4, 0, progress=False))
 
 
 @pytest.fixture(scope="module")
 def noisy(minari_root: Path) -> minari.MinariDataset:
     """Random actions, standing in for an imagined dataset (a second source of another size)."""
-    return collect("clevr", "train", 3, 100, noise=1.0, dataset_id=NOISY_ID, progress=False)
+    return collect(CollectConfig("clevr", "train", 3, 100, noise=1.0, dataset_id=NOISY_ID, progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +102,18 @@ def run(
     encoder: TextEncoder,
 ) -> agents.TrainResult:
     """DiscreteCQL on real + 'imagined' data with checkpoints and a learning curve."""
-    return train(
-        [REAL_ID],
-        [NOISY_ID],
+    config = _tiny(
+        tmp_path_factory.mktemp("runs") / "cql",
+        REAL_ID,
+        NOISY_ID,
         algo="DiscreteCQL",
-        run_dir=tmp_path_factory.mktemp("runs") / "cql",
         seed=3,
         eval_split="counterfactual",
         eval_every=2,
         eval_episodes=2,
         save_every=2,
-        text_encoder=encoder,
-        **TINY,
     )
+    return train(config, text_encoder=encoder)
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -509,27 +515,15 @@ def test_same_seed_same_learner_and_existing_run_dir(
 ) -> None:
     # no evaluation and no checkpoints this time: neither may disturb training
     again = train(
-        [REAL_ID],
-        [NOISY_ID],
-        algo="DiscreteCQL",
-        run_dir=tmp_path / "again",
-        seed=3,
-        text_encoder=encoder,
-        **TINY,
+        _tiny(tmp_path / "again", REAL_ID, NOISY_ID, algo="DiscreteCQL", seed=3), text_encoder=encoder
     )
     np.testing.assert_array_equal(_q_values(again.algo, observations), _q_values(run.algo, observations))
 
     with pytest.raises(FileExistsError, match="not empty"):
-        train([REAL_ID], algo="DiscreteCQL", run_dir=again.run_dir, text_encoder=encoder, **TINY)
+        train(_tiny(again.run_dir, algo="DiscreteCQL"), text_encoder=encoder)
     other = train(
-        [REAL_ID],
-        [NOISY_ID],
-        algo="DiscreteCQL",
-        run_dir=again.run_dir,
-        seed=4,
-        overwrite=True,
+        _tiny(again.run_dir, REAL_ID, NOISY_ID, algo="DiscreteCQL", seed=4, overwrite=True),
         text_encoder=encoder,
-        **TINY,
     )
     assert not np.array_equal(_q_values(other.algo, observations), _q_values(run.algo, observations))
     assert json.loads((again.run_dir / "config.json").read_text())["seed"] == 4
@@ -538,19 +532,19 @@ def test_same_seed_same_learner_and_existing_run_dir(
     stranger.mkdir()
     (stranger / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not a vlgor run"):
-        train([REAL_ID], run_dir=stranger, overwrite=True, **TINY)
+        train(_tiny(stranger, overwrite=True))
     assert (stranger / "notes.txt").read_text() == "keep me"
 
 
 def test_train_rejects_bad_arguments(tmp_path: Path, real: minari.MinariDataset) -> None:
     with pytest.raises(ValueError, match="must divide steps"):
-        train([REAL_ID], run_dir=tmp_path / "a", eval_split="hard", eval_every=3, **TINY)
+        train(_tiny(tmp_path / "a", eval_split="hard", eval_every=3))
     with pytest.raises(ValueError, match="learns continuous actions"):
-        train([REAL_ID], algo="TD3PlusBC", run_dir=tmp_path / "b", **TINY)
+        train(_tiny(tmp_path / "b", algo="TD3PlusBC"))
     with pytest.raises(ValueError, match="cannot evaluate them in VLGOR-MetaWorld-v0"):
-        train([REAL_ID], run_dir=tmp_path / "c", eval_split="train", eval_env="metaworld", **TINY)
+        train(_tiny(tmp_path / "c", eval_split="train", env="metaworld"))
     with pytest.raises(FileNotFoundError, match="no dataset 'vlgor/clevr/nope-v0'"):
-        train(["vlgor/clevr/nope-v0"], run_dir=tmp_path / "d", **TINY)
+        train(_tiny(tmp_path / "d", "vlgor/clevr/nope-v0"))
     assert not list(tmp_path.iterdir())  # a failed start writes nothing
 
 

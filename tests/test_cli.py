@@ -15,11 +15,9 @@ import minari
 import pytest
 import tyro
 
-from benchmarks import clevr_throughput
-from benchmarks import splits as splits_benchmark
-from benchmarks.report import markdown_table, replace_readme_section
-from benchmarks.splits import Args as SplitArgs
-from benchmarks.splits import (
+from agents import split_benchmark as splits_benchmark
+from agents.split_benchmark import Args as SplitArgs
+from agents.split_benchmark import (
     drops_failures,
     ensure_imagined,
     imagined_by_note,
@@ -32,10 +30,12 @@ from benchmarks.splits import (
     regimes_of,
     temperature_table,
 )
+from benchmarks import clevr_throughput
+from benchmarks.report import markdown_table, replace_readme_section
 from vlgor_envs import cli
 from vlgor_envs.data.collect import list_datasets
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
-from vlgor_envs.imagination.rollouts import checkpoint_digest, imagine
+from vlgor_envs.imagination.rollouts import ImagineConfig, checkpoint_digest, imagine
 from vlgor_envs.quiet import plain_logs_off_terminal
 
 
@@ -96,9 +96,29 @@ def test_top_level_help_lists_every_command_without_importing_any() -> None:
     assert mistyped.stderr.startswith("vlgor: error: unknown command 'colect'; the commands are splits")
 
 
+def test_the_readme_lists_every_command() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    commands = readme[readme.index("## Commands") : readme.index("## Using")]
+    assert [name for name in cli.COMMANDS if f"| `vlgor {name}" not in commands] == []
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    # `vlgor splits clevr --examples 500 | head -1`: the pipe closes while vlgor still writes.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vlgor_envs.cli", "splits", "clevr", "--examples", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline().startswith("train:")
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (141, "")
+
+
 def test_importing_the_packages_prints_no_dependency_notice() -> None:
     # d3rlpy imports the old gym, whose import prints a deprecation notice unless vlgor drops it.
-    result = run(sys.executable, "-c", "import agents, benchmarks.splits, d3rlpy")
+    result = run(sys.executable, "-c", "import agents, agents.split_benchmark, d3rlpy")
     assert result.returncode == 0 and result.stderr == ""
     notice = run(sys.executable, "-c", "import d3rlpy")
     assert "Gym has been unmaintained" in notice.stderr  # what the test above would catch
@@ -174,8 +194,34 @@ def test_user_errors_are_one_line_and_ctrl_c_leaves_nothing(tmp_path: Path) -> N
         process.kill()  # a no-op once it has exited
         process.wait()
     stderr = log.read_text()
-    assert process.returncode == 130 and stderr.endswith("vlgor: interrupted\n")
-    assert [p.name for p in root.iterdir()] == []
+    assert process.returncode == 130 and stderr.endswith("vlgor: interrupted\n"), (
+        process.returncode,
+        stderr[-2000:],
+    )
+    assert [p.name for p in root.iterdir()] == [".vlgor-locks"]  # no dataset, no staging folder
+
+
+def test_what_a_sigkill_leaves_is_removed_by_the_next_listing(tmp_path: Path) -> None:
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path)}
+    collect = [sys.executable, "-m", "vlgor_envs.cli", "collect", "--env", "clevr", "--episodes", "500"]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr_file:
+        process = subprocess.Popen(collect, stderr=stderr_file, env=env)
+        deadline = time.monotonic() + 120
+        while "ep/s]" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # some episodes written into the staging folder
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    (left,) = tmp_path.glob(".vlgor-staging-*")
+    assert any(left.rglob("*.hdf5"))
+    listed = subprocess.run(
+        [sys.executable, "-m", "vlgor_envs.cli", "datasets", "list"], capture_output=True, text=True, env=env
+    )
+    assert listed.returncode == 0 and listed.stdout.startswith("no vlgor datasets here")
+    assert listed.stderr.startswith(f"vlgor: removed {left.name} (")
+    assert listed.stderr.endswith("left by an interrupted write of 'vlgor/clevr/real-train-v0'\n")
+    assert not left.exists()
 
 
 def test_vlgor_rejects_an_unknown_env() -> None:
@@ -359,7 +405,15 @@ def test_split_benchmark_reuses_imagined_data_only_at_its_temperature() -> None:
     # its own preset name keeps it apart from the other tests' datasets.
     dataset_id = imagined_splits_id("clevr", "old", "counterfactual", "both", 0.0)
     imagine(
-        "clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id, temperature=1.0
+        ImagineConfig(
+            "clevr",
+            rollouts=1,
+            num_envs=1,
+            max_steps=2,
+            progress=False,
+            dataset_id=dataset_id,
+            temperature=1.0,
+        )
     )
     with pytest.raises(ValueError, match="imagined at temperature 1, not 0; pass --fresh-data"):
         ensure_imagined("clevr", "old", "counterfactual", "both", 1, seed=0, temperature=0.0, fresh=False)
@@ -381,7 +435,9 @@ def test_split_benchmark_keeps_imagined_failures_apart_from_successes_only_data(
     )
     # A dataset under the successes-only name that kept its failures (made by hand) is refused.
     dataset_id = imagined_splits_id("clevr", "mixed", "counterfactual", "both", 0.0, drop_failures=True)
-    imagine("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    imagine(
+        ImagineConfig("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    )
     with pytest.raises(ValueError, match="should hold only the successes; pass --fresh-data"):
         ensure_imagined(
             "clevr", "mixed", "counterfactual", "both", 1, 0, 0.0, fresh=False, drop_failures=True
@@ -397,7 +453,9 @@ def test_split_runs_at_another_ratio_get_folders_of_their_own() -> None:
 
 def test_split_benchmark_refuses_data_imagined_by_another_model() -> None:
     dataset_id = imagined_splits_id("clevr", "stale", "counterfactual", "both", 0.0)
-    imagine("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    imagine(
+        ImagineConfig("clevr", rollouts=1, num_envs=1, max_steps=2, progress=False, dataset_id=dataset_id)
+    )
     # Made by the shipped model: reused as it is.
     assert ensure_imagined("clevr", "stale", "counterfactual", "both", 1, 0, 0.0, fresh=False) == dataset_id
     storage = minari.load_dataset(dataset_id).storage

@@ -21,7 +21,7 @@ from d3rlpy.models.torch import Encoder
 from d3rlpy.types import Shape
 from torch import nn
 
-from vlgor_envs.data import collect
+from vlgor_envs.data import CollectConfig, collect
 from vlgor_envs.data.d3rlpy_bridge import (
     MixedDataset,
     batch_counts,
@@ -43,13 +43,13 @@ def encoder() -> TextEncoder:
 
 @pytest.fixture(scope="module")
 def expert(minari_root: Path) -> minari.MinariDataset:
-    return collect("clevr", "train", 3, 11, progress=False)
+    return collect(CollectConfig("clevr", "train", 3, 11, progress=False))
 
 
 @pytest.fixture(scope="module")
 def noisy(minari_root: Path) -> minari.MinariDataset:
     """Random actions: seed 3 gives three time-limit truncations and one success."""
-    dataset = collect("clevr", "train", 4, 3, noise=1.0, dataset_id=NOISY_ID, progress=False)
+    dataset = collect(CollectConfig("clevr", "train", 4, 3, noise=1.0, dataset_id=NOISY_ID, progress=False))
     ends = [(bool(e.terminations[-1]), bool(e.truncations[-1])) for e in dataset.iterate_episodes()]
     assert (True, False) in ends and (False, True) in ends, ends
     return dataset
@@ -57,7 +57,7 @@ def noisy(minari_root: Path) -> minari.MinariDataset:
 
 @pytest.fixture(scope="module")
 def metaworld(minari_root: Path) -> minari.MinariDataset:
-    return collect("metaworld", "train", 1, 0, task="reach", progress=False)
+    return collect(CollectConfig("metaworld", "train", 1, 0, task="reach", progress=False))
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import minari
@@ -15,7 +18,7 @@ import pytest
 import tyro
 
 from vlgor_envs.clevr.expert import SteeringClevrExpert
-from vlgor_envs.data import collect, describe, list_datasets
+from vlgor_envs.data import CollectConfig, collect, describe, list_datasets, staging
 from vlgor_envs.data.commands import collect_command, datasets_command
 from vlgor_envs.language.goal import Goal
 
@@ -26,7 +29,7 @@ CLEVR_ID = "vlgor/clevr/real-train-v0"
 
 @pytest.fixture(scope="module")
 def clevr_dataset(minari_root: Path) -> minari.MinariDataset:
-    return collect("clevr", "train", EPISODES, SEED, progress=False)
+    return collect(CollectConfig("clevr", "train", EPISODES, SEED, progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -91,21 +94,25 @@ def test_read_back_equals_independent_rollout(
 
 
 def test_noisy_collection_reproduces_seeded_noise() -> None:
-    dataset = collect("clevr", "train", 2, 5, noise=0.5, dataset_id="vlgor/clevr/noisy-v0", progress=False)
+    dataset = collect(
+        CollectConfig("clevr", "train", 2, 5, noise=0.5, dataset_id="vlgor/clevr/noisy-v0", progress=False)
+    )
     _assert_equal(dataset, _rollout(2, 5, noise=0.5))
     assert describe("vlgor/clevr/noisy-v0")["noise"] == 0.5
 
 
-@pytest.mark.parametrize("compression", [None, "lzf"])
+@pytest.mark.parametrize("compression", ["none", "lzf"])
 def test_other_compressions_read_back_equal(
-    compression: str | None, clevr_runs: list[dict[str, Any]]
+    compression: Literal["none", "lzf"], clevr_runs: list[dict[str, Any]]
 ) -> None:
     dataset_id = f"vlgor/clevr/compression-{compression}-v0"
     dataset = collect(
-        "clevr", "train", 1, SEED, dataset_id=dataset_id, compression=compression, progress=False
+        CollectConfig(
+            "clevr", "train", 1, SEED, dataset_id=dataset_id, compression=compression, progress=False
+        )
     )
     _assert_equal(dataset, clevr_runs[:1])
-    assert describe(dataset_id)["compression"] == compression
+    assert describe(dataset_id)["compression"] == (None if compression == "none" else compression)
 
 
 def test_minari_api(clevr_dataset: minari.MinariDataset) -> None:
@@ -159,10 +166,12 @@ def test_recover_environment(clevr_dataset: minari.MinariDataset) -> None:
 
 def test_existing_id_errors_unless_overwrite(tmp_path: Path) -> None:
     dataset_id = "vlgor/clevr/exists-v0"
-    collect("clevr", episodes=1, seed=0, dataset_id=dataset_id, progress=False)
+    collect(CollectConfig("clevr", episodes=1, seed=0, dataset_id=dataset_id, progress=False))
     with pytest.raises(FileExistsError, match=r"exists-v0.*overwrite=True"):
-        collect("clevr", episodes=1, seed=1, dataset_id=dataset_id, progress=False)
-    replaced = collect("clevr", episodes=2, seed=1, dataset_id=dataset_id, overwrite=True, progress=False)
+        collect(CollectConfig("clevr", episodes=1, seed=1, dataset_id=dataset_id, progress=False))
+    replaced = collect(
+        CollectConfig("clevr", episodes=2, seed=1, dataset_id=dataset_id, overwrite=True, progress=False)
+    )
     assert replaced.total_episodes == 2 and describe(dataset_id)["seed"] == 1
 
 
@@ -186,7 +195,9 @@ def _fail_after(calls: int, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_interrupted_collection_leaves_nothing(minari_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fail_after(12, monkeypatch)
     with pytest.raises(RuntimeError, match="injected"):
-        collect("clevr", episodes=5, seed=0, dataset_id="vlgor/clevr/broken-v0", progress=False)
+        collect(
+            CollectConfig("clevr", episodes=5, seed=0, dataset_id="vlgor/clevr/broken-v0", progress=False)
+        )
     assert not (minari_root / "vlgor/clevr/broken-v0").exists()
     assert "vlgor/clevr/broken-v0" not in list_datasets()
     assert _staging_dirs(minari_root) == []
@@ -194,38 +205,78 @@ def test_interrupted_collection_leaves_nothing(minari_root: Path, monkeypatch: p
 
 def test_interrupted_overwrite_keeps_old_dataset(minari_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset_id = "vlgor/clevr/kept-v0"
-    collect("clevr", episodes=1, seed=3, dataset_id=dataset_id, progress=False)
+    collect(CollectConfig("clevr", episodes=1, seed=3, dataset_id=dataset_id, progress=False))
     _fail_after(3, monkeypatch)
     with pytest.raises(RuntimeError, match="injected"):
-        collect("clevr", episodes=4, seed=0, dataset_id=dataset_id, overwrite=True, progress=False)
+        collect(
+            CollectConfig("clevr", episodes=4, seed=0, dataset_id=dataset_id, overwrite=True, progress=False)
+        )
     assert describe(dataset_id)["seed"] == 3 and describe(dataset_id)["episodes"] == 1
     assert _staging_dirs(minari_root) == []
 
 
 def test_a_namespace_made_meanwhile_by_another_writer_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    collect_module = importlib.import_module("vlgor_envs.data.collect")  # the package exports the function
-    collect_module.create_namespace("race/made")  # by a writer beside this one, after our check
+    staging.create_namespace("race/made")  # by a writer beside this one, after our check
     checks = iter([[], ["race/made"]])
-    monkeypatch.setattr(collect_module, "list_local_namespaces", lambda: next(checks))
-    collect_module._ensure_namespace("race/made")  # no "already exists"
-    monkeypatch.setattr(collect_module, "list_local_namespaces", lambda: [])
+    monkeypatch.setattr(staging, "list_local_namespaces", lambda: next(checks))
+    staging._ensure_namespace("race/made")  # no "already exists"
+    monkeypatch.setattr(staging, "list_local_namespaces", lambda: [])
     with pytest.raises(ValueError, match="already exists"):  # a failure that is not that race
-        collect_module._ensure_namespace("race/made")
+        staging._ensure_namespace("race/made")
+
+
+def test_a_second_writer_of_an_id_fails_before_it_starts(minari_root: Path) -> None:
+    dataset_id = "vlgor/clevr/contested-v0"
+    with staging.writer_lock(minari_root, dataset_id, "imagine"):
+        with pytest.raises(FileExistsError, match=rf"being written by `vlgor imagine` \(pid {os.getpid()}"):
+            collect(CollectConfig("clevr", episodes=1, seed=0, dataset_id=dataset_id, progress=False))
+        with staging.writer_lock(minari_root, "vlgor/clevr/other-v0", "collect"):
+            pass  # another id is free
+    # Released, also by a process that dies: the lock is an flock the OS drops.
+    collect(CollectConfig("clevr", episodes=1, seed=0, dataset_id=dataset_id, progress=False))
+    assert describe(dataset_id)["episodes"] == 1
+
+
+def test_a_hard_kill_between_the_overwrite_renames_restores_the_old_dataset(minari_root: Path) -> None:
+    dataset_id = "vlgor/clevr/renamed-v0"
+    collect(CollectConfig("clevr", episodes=1, seed=3, dataset_id=dataset_id, progress=False))
+    # A writer killed by SIGKILL right after it moved the old dataset aside.
+    program = (
+        "import os, signal, pathlib\n"
+        "from vlgor_envs.data import CollectConfig, collect\n"
+        "rename = pathlib.Path.rename\n"
+        "def rename_then_die(self, target):\n"
+        "    moved = rename(self, target)\n"
+        "    if pathlib.Path(target).name == 'replaced': os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return moved\n"
+        "pathlib.Path.rename = rename_then_die\n"
+        f"config = CollectConfig('clevr', episodes=2, seed=5, dataset_id={dataset_id!r}, overwrite=True)\n"
+        "collect(config)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (minari_root / dataset_id).exists() and len(_staging_dirs(minari_root)) == 1
+    done = staging.recover_interrupted_writes(minari_root)
+    assert done[0] == f"restored {dataset_id!r}: a replacement of it was killed before the new data landed"
+    assert done[1].startswith("removed .vlgor-staging-vlgor%2Fclevr%2Frenamed-v0-")
+    assert done[1].endswith("left by an interrupted write of 'vlgor/clevr/renamed-v0'")
+    assert describe(dataset_id)["seed"] == 3 and _staging_dirs(minari_root) == []
+    assert staging.recover_interrupted_writes(minari_root) == []
 
 
 def test_unknown_env_and_id() -> None:
     with pytest.raises(ValueError, match=r"unknown env 'atari'.*clevr.*metaworld"):
-        collect("atari", episodes=1, seed=0)
+        collect(CollectConfig("atari", episodes=1, seed=0))
     with pytest.raises(FileNotFoundError, match=r"no dataset 'vlgor/clevr/missing-v0'"):
         describe("vlgor/clevr/missing-v0")
     with pytest.raises(ValueError, match="compression"):
-        collect("clevr", episodes=1, seed=0, compression="zstd")
+        collect(CollectConfig("clevr", episodes=1, seed=0, compression="zstd"))
     with pytest.raises(ValueError, match="task="):
-        collect("clevr", episodes=1, seed=0, task="reach")
+        collect(CollectConfig("clevr", episodes=1, seed=0, task="reach"))
 
 
 def test_metaworld_collection() -> None:
-    dataset = collect("metaworld", "train", 1, 0, task="reach", progress=False)
+    dataset = collect(CollectConfig("metaworld", "train", 1, 0, task="reach", progress=False))
     assert dataset.id == "vlgor/metaworld/real-train-reach-v0"
     (episode,) = list(dataset.iterate_episodes())
     assert episode.actions.shape == (len(episode), 4) and episode.actions.dtype == np.float32

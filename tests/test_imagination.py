@@ -5,9 +5,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -16,13 +21,19 @@ import torch
 import tyro
 
 from vlgor_envs.clevr.detect import detect_balls
-from vlgor_envs.data.collect import collect
-from vlgor_envs.imagination.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vlgor_envs.data.collect import CollectConfig, collect
+from vlgor_envs.imagination.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    recover_folder,
+    save_checkpoint,
+    upgrade,
+)
 from vlgor_envs.imagination.commands import imagination_command, model_config
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
-from vlgor_envs.imagination.model import HEAD_MODULES, WorldModel
+from vlgor_envs.imagination.model import HEAD_MODULES, WorldModel, WorldModelConfig
 from vlgor_envs.imagination.training import (
     Schedule,
     _Batches,
@@ -40,7 +51,7 @@ DATASET = "vlgor/clevr/tiny-train-v0"
 
 @pytest.fixture(scope="module")
 def dataset(minari_root: Path) -> str:
-    collect("clevr", episodes=6, seed=0, noise=0.3, dataset_id=DATASET, progress=False)
+    collect(CollectConfig("clevr", episodes=6, seed=0, noise=0.3, dataset_id=DATASET, progress=False))
     return DATASET
 
 
@@ -254,26 +265,88 @@ def test_training_resumes_where_it_stopped(dataset: str, tmp_path: Path) -> None
         torch.testing.assert_close(a, b, msg=name)
 
 
+def _copy_with_config(source: Path, target: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    shutil.copytree(source, target)
+    config = json.loads((target / "config.json").read_text())
+    edit(config)
+    (target / "config.json").write_text(json.dumps(config))
+    return target
+
+
 def test_bad_checkpoints_give_clear_errors(tiny_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"config\.json is missing"):
         load_checkpoint(tmp_path / "nothing-here")
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    (corrupt / "config.json").write_text((tiny_checkpoint / "config.json").read_text())
-    (corrupt / "model.safetensors").write_bytes(b"\x00\x01 not safetensors")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_checkpoint(corrupt)
-    mismatched = tmp_path / "mismatched"
-    mismatched.mkdir()
-    config = json.loads((tiny_checkpoint / "config.json").read_text())
-    config["model"]["width"] = 64
-    (mismatched / "config.json").write_text(json.dumps(config))
-    (mismatched / "model.safetensors").write_bytes((tiny_checkpoint / "model.safetensors").read_bytes())
-    with pytest.raises(CheckpointError, match="does not match"):
-        load_checkpoint(mismatched)
+    # Damaged bytes in the middle of the weights, the file still the same size.
+    damaged = _copy_with_config(tiny_checkpoint, tmp_path / "damaged", lambda config: None)
+    weights = bytearray((damaged / "model.safetensors").read_bytes())
+    middle = len(weights) // 2
+    weights[middle : middle + 4096] = np.random.default_rng(0).bytes(4096)
+    (damaged / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors does not match the SHA-256"):
+        load_checkpoint(damaged)
+    (damaged / "adapter.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"has no adapter\.safetensors"):
+        load_adapter(load_checkpoint(tiny_checkpoint)[0], damaged)
+    # A config field removed must not fall back on today's default.
+    unset = _copy_with_config(
+        tiny_checkpoint, tmp_path / "unset", lambda config: config["model"].pop("flow_source")
+    )
+    with pytest.raises(CheckpointError, match=r"missing fields \['flow_source'\]"):
+        load_checkpoint(unset)
+    wider = _copy_with_config(
+        tiny_checkpoint, tmp_path / "wider", lambda config: config["model"].update(width=64)
+    )
+    with pytest.raises(CheckpointError, match=r"does not match its config\.json"):
+        load_checkpoint(wider)
     with pytest.raises(CheckpointError, match="not a vlgor-imagination checkpoint"):
-        (corrupt / "config.json").write_text('{"format": "other"}')
-        load_checkpoint(corrupt)
+        (wider / "config.json").write_text('{"format": "other"}')
+        load_checkpoint(wider)
+
+
+def test_a_format_1_checkpoint_is_named_and_upgraded(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    def to_format_1(config: dict[str, Any]) -> None:
+        config["version"] = 1
+        del config["files"]
+        del config["model"]["source_noise"]  # format 1 read a missing field as its default
+
+    old = _copy_with_config(tiny_checkpoint, tmp_path / "old", to_format_1)
+    with pytest.raises(CheckpointError, match=r"format version 1.*checkpoint upgrade"):
+        load_checkpoint(old)
+    upgrade(old)
+    model, config = load_checkpoint(old)
+    assert set(config["files"]) == {"model.safetensors", "adapter.safetensors", "adapter.json"}
+    assert config["model"]["source_noise"] == WorldModelConfig.source_noise
+    original = load_checkpoint(tiny_checkpoint)[0].state_dict()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, original[name], msg=name)
+
+
+def test_a_checkpoint_write_killed_between_its_renames_is_recovered(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    destination = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, destination)
+    program = (
+        "import os, signal, pathlib\n"
+        "from vlgor_envs.imagination.checkpoint import load_checkpoint, save_checkpoint\n"
+        "rename = pathlib.Path.rename\n"
+        "def rename_then_die(self, target):\n"
+        "    moved = rename(self, target)\n"
+        "    if pathlib.Path(target).name.endswith('.previous'): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return moved\n"
+        "pathlib.Path.rename = rename_then_die\n"
+        f"save_checkpoint(load_checkpoint({str(tiny_checkpoint)!r})[0], {str(destination)!r})\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not destination.exists() and len(list(tmp_path.glob(".model.*"))) == 2
+    live = tmp_path / f".model.writing-{os.getpid()}-busy"  # a writer still at work is left alone
+    live.mkdir()
+    done = recover_folder(destination)
+    assert done[0] == f"restored {destination}: a write replacing it was killed before it landed"
+    assert len(done) == 2 and done[1].endswith("left by an interrupted write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "model"]
+    load_checkpoint(destination)  # the previous checkpoint, verified
 
 
 def test_wrong_image_size_is_named(tiny_checkpoint: Path) -> None:

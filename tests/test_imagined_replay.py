@@ -8,9 +8,9 @@ import pytest
 
 from benchmarks.imagined_replay import Replayed, replay_actions, replay_dataset, summarise
 from vlgor_envs.clevr.expert import ClevrExpert
-from vlgor_envs.data.collect import collect
+from vlgor_envs.data.collect import CollectConfig, collect
 from vlgor_envs.imagination.env import ImaginedEnv, real_env_seed
-from vlgor_envs.imagination.rollouts import imagine
+from vlgor_envs.imagination.rollouts import ImagineConfig, imagine
 from vlgor_envs.language import clevr as clevr_language
 
 
@@ -43,7 +43,7 @@ def test_expert_actions_replay_as_a_success_and_one_push_short_as_a_failure() ->
 
 
 def test_an_imagined_dataset_replays_episode_by_episode() -> None:
-    dataset = imagine("clevr", rollouts=3, num_envs=3, max_steps=3, progress=False)
+    dataset = imagine(ImagineConfig("clevr", rollouts=3, num_envs=3, max_steps=3, progress=False))
     replayed = replay_dataset(dataset.id, progress=False)
     episodes = list(dataset.iterate_episodes())
     assert [r.steps for r in replayed] == [len(e.actions) for e in episodes]
@@ -53,7 +53,9 @@ def test_an_imagined_dataset_replays_episode_by_episode() -> None:
 
 def test_a_dataset_that_did_not_start_from_its_seeds_is_refused() -> None:
     # Collected episodes are reset with their seed but no goal, so their starts differ.
-    dataset = collect("clevr", episodes=2, seed=0, dataset_id="vlgor/clevr/replay-real-v0", progress=False)
+    dataset = collect(
+        CollectConfig("clevr", episodes=2, seed=0, dataset_id="vlgor/clevr/replay-real-v0", progress=False)
+    )
     with pytest.raises(ValueError, match="does not start where the real env does"):
         replay_dataset(dataset.id, progress=False)
 

@@ -9,13 +9,13 @@ import minari
 import numpy as np
 
 from benchmarks.next_action_predictability import transitions
-from vlgor_envs.data.collect import collect
+from vlgor_envs.data.collect import CollectConfig, collect
 from vlgor_envs.language.clevr import COLOURS, RELATIONS
 
 
 def test_transitions_pair_each_push_with_the_next_and_the_goal(minari_root: Path) -> None:
     dataset_id = "vlgor/clevr/predictability-v0"
-    collect("clevr", episodes=4, seed=0, dataset_id=dataset_id, progress=False)
+    collect(CollectConfig("clevr", episodes=4, seed=0, dataset_id=dataset_id, progress=False))
     features, current, following = transitions(dataset_id)
     dataset = minari.load_dataset(dataset_id)
     episodes = list(dataset.iterate_episodes())

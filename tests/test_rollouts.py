@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -17,11 +18,14 @@ import torch
 import tyro
 
 from vlgor_envs.clevr.expert import SteeringClevrExpert
+from vlgor_envs.data import CollectConfig, collect
 from vlgor_envs.data.d3rlpy_bridge import to_d3rlpy
-from vlgor_envs.imagination import env as imagination_env
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv, real_env_seed
+from vlgor_envs.imagination.judges import ClevrJudge, ImaginedEpisode
 from vlgor_envs.imagination.rollouts import (
+    ImagineConfig,
+    ImaginedMetadata,
     checkpoint_digest,
     imagine,
     imagine_command,
@@ -50,7 +54,7 @@ def _staging_dirs(root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def counterfactual() -> minari.MinariDataset:
-    return imagine("clevr", rollouts=ROLLOUTS, **TINY)
+    return imagine(ImagineConfig("clevr", rollouts=ROLLOUTS, **TINY))
 
 
 def test_counterfactual_dataset_records_prompts_and_provenance(counterfactual: minari.MinariDataset) -> None:
@@ -68,16 +72,17 @@ def test_counterfactual_dataset_records_prompts_and_provenance(counterfactual: m
         assert (goal.target, goal.behavior) in counterfactual_tasks
         assert clevr_language.is_train_task(source) and source.template == goal.template
         assert goal in edits[meta["edit"]](source)
-    ours = counterfactual.storage.metadata["vlgor"]
+    ours = ImaginedMetadata.of(counterfactual.id)  # the typed record of metadata["vlgor"]
+    assert dataclasses.asdict(ours) == counterfactual.storage.metadata["vlgor"]
     successes = [bool(m["success"]) for m in _episode_metadata(counterfactual)]
-    assert ours["rollouts"] == ours["episodes"] == ROLLOUTS and ours["dropped"] == 0
-    assert ours["imagined_success_rate"] == sum(successes) / ROLLOUTS
-    assert ours["steps"] == counterfactual.total_steps
-    assert ours["checkpoint_sha256"] == checkpoint_digest(shipped_checkpoint("clevr"))
-    assert ours["checkpoint"] == str(shipped_checkpoint("clevr")) and ours["checkpoint_shipped"]
-    assert (ours["edits"], ours["first_action"], ours["flow_steps"], ours["seed"]) == ("both", "expert", 2, 0)
-    assert ours["temperature"] == 0.0
-    assert sum(ours["kept_edits"].values()) == ROLLOUTS
+    assert ours.rollouts == ours.episodes == ROLLOUTS and ours.dropped == 0
+    assert ours.imagined_success_rate == sum(successes) / ROLLOUTS
+    assert ours.steps == counterfactual.total_steps
+    assert ours.checkpoint_sha256 == checkpoint_digest(shipped_checkpoint("clevr"))
+    assert ours.checkpoint == str(shipped_checkpoint("clevr")) and ours.checkpoint_shipped
+    assert (ours.edits, ours.first_action, ours.flow_steps, ours.seed) == ("both", "expert", 2, 0)
+    assert ours.temperature == 0.0 and ours.env_id == "VLGOR-Imagined-CLEVR"
+    assert sum(ours.kept_edits.values()) == ROLLOUTS
 
 
 def test_episodes_start_from_the_expert_first_action(
@@ -103,7 +108,9 @@ def test_episodes_start_from_the_expert_first_action(
 def test_later_actions_are_the_model_predictions() -> None:
     # One env at a time: batched model calls may round a pixel differently than single ones.
     dataset = imagine(
-        "clevr", rollouts=1, num_envs=1, max_steps=3, dataset_id="vlgor/clevr/one-v0", progress=False
+        ImagineConfig(
+            "clevr", rollouts=1, num_envs=1, max_steps=3, dataset_id="vlgor/clevr/one-v0", progress=False
+        )
     )
     episode, meta = dataset[0], _episode_metadata(dataset)[0]
     assert len(episode) > 1, "rollout 0 reached its goal at once: choose a seed whose rollout runs on"
@@ -144,7 +151,7 @@ def test_both_edits_mix_target_and_behavior_edits() -> None:
 
 
 def test_target_ablation_writes_its_own_id_with_target_edits_only() -> None:
-    dataset = imagine("clevr", rollouts=2, edits="target", **TINY)
+    dataset = imagine(ImagineConfig("clevr", rollouts=2, edits="target", **TINY))
     assert dataset.id == imagined_dataset_id("clevr", "counterfactual", "target")
     assert dataset.id == "vlgor/clevr/imagined-counterfactual-target-v0"
     assert {m["edit"] for m in _episode_metadata(dataset)} == {"target"}
@@ -169,7 +176,7 @@ def test_rephrasing_and_hard_sample_their_split_without_edits() -> None:
 )
 def test_edits_that_do_not_exist_are_refused(env: str, split: str, edits: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        imagine(env, split=split, rollouts=1, edits=edits, progress=False)
+        imagine(ImagineConfig(env, split=split, rollouts=1, edits=edits, progress=False))
 
 
 def test_metaworld_counterfactual_sources_are_train_tasks_of_the_same_target() -> None:
@@ -180,7 +187,7 @@ def test_metaworld_counterfactual_sources_are_train_tasks_of_the_same_target() -
 
 
 def test_metaworld_imagined_dataset() -> None:
-    dataset = imagine("metaworld", rollouts=2, num_envs=2, max_steps=2, progress=False)
+    dataset = imagine(ImagineConfig("metaworld", rollouts=2, num_envs=2, max_steps=2, progress=False))
     assert dataset.id == "vlgor/metaworld/imagined-counterfactual-v0"
     for meta in _episode_metadata(dataset):
         goal, source = Goal.from_json(meta["goal"]), Goal.from_json(meta["source_goal"])
@@ -190,8 +197,8 @@ def test_metaworld_imagined_dataset() -> None:
 
 
 def test_same_seed_gives_identical_rollouts() -> None:
-    first = imagine("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-a-v0", **TINY)
-    second = imagine("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-b-v0", **TINY)
+    first = imagine(ImagineConfig("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-a-v0", **TINY))
+    second = imagine(ImagineConfig("clevr", rollouts=3, seed=7, dataset_id="vlgor/clevr/seeded-b-v0", **TINY))
     for a, b in zip(first.iterate_episodes(), second.iterate_episodes(), strict=True):
         assert np.array_equal(a.observations["image"], b.observations["image"])
         assert np.array_equal(a.actions, b.actions)
@@ -202,12 +209,13 @@ def test_same_seed_gives_identical_rollouts() -> None:
 
 def _judge_success_for(goals: set[Goal], monkeypatch: pytest.MonkeyPatch) -> None:
     """The imagined outcome satisfies exactly ``goals`` (the real env's predicate is untouched)."""
-    original = imagination_env.goal_distance
+    original = ClevrJudge.score
 
-    def distance(goal: Goal, positions: np.ndarray, start: np.ndarray) -> float:
-        return 0.0 if goal in goals else max(original(goal, positions, start), 1.0)
+    def score(self: ClevrJudge, episode: ImaginedEpisode, predicted: np.ndarray) -> tuple[float, bool]:
+        reward, _ = original(self, episode, predicted)
+        return reward, episode.goal in goals
 
-    monkeypatch.setattr(imagination_env, "goal_distance", distance)
+    monkeypatch.setattr(ClevrJudge, "score", score)
 
 
 def test_dropping_failures_keeps_only_rollouts_that_reached_their_goal(
@@ -218,7 +226,9 @@ def test_dropping_failures_keeps_only_rollouts_that_reached_their_goal(
     expected = [k for k, p in enumerate(prompts) if p.goal in winners]
     _judge_success_for(winners, monkeypatch)
     dataset = imagine(
-        "clevr", rollouts=ROLLOUTS, seed=11, keep_failures=False, dataset_id="vlgor/clevr/won-v0", **TINY
+        ImagineConfig(
+            "clevr", rollouts=ROLLOUTS, seed=11, drop_failures=True, dataset_id="vlgor/clevr/won-v0", **TINY
+        )
     )
     metadata = _episode_metadata(dataset)
     assert [m["rollout"] for m in metadata] == expected
@@ -236,7 +246,9 @@ def test_dropping_failures_keeps_only_rollouts_that_reached_their_goal(
 def test_dropping_every_rollout_writes_nothing(minari_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _judge_success_for(set(), monkeypatch)
     with pytest.raises(RuntimeError, match="none of the 2 imagined rollouts reached its goal"):
-        imagine("clevr", rollouts=2, keep_failures=False, dataset_id="vlgor/clevr/lost-v0", **TINY)
+        imagine(
+            ImagineConfig("clevr", rollouts=2, drop_failures=True, dataset_id="vlgor/clevr/lost-v0", **TINY)
+        )
     assert not (minari_root / "vlgor/clevr/lost-v0").exists()
     assert _staging_dirs(minari_root) == []
 
@@ -246,7 +258,7 @@ def test_existing_id_is_refused_and_an_interrupted_overwrite_keeps_it(
 ) -> None:
     first_frame = counterfactual[0].observations["image"]
     with pytest.raises(FileExistsError, match="--overwrite"):
-        imagine("clevr", rollouts=1, **TINY)
+        imagine(ImagineConfig("clevr", rollouts=1, **TINY))
     calls = 0
 
     def failing_act(self: SteeringClevrExpert, info: dict[str, Any]) -> int:
@@ -258,7 +270,7 @@ def test_existing_id_is_refused_and_an_interrupted_overwrite_keeps_it(
 
     monkeypatch.setattr(SteeringClevrExpert, "act", failing_act)
     with pytest.raises(KeyboardInterrupt):
-        imagine("clevr", rollouts=3, overwrite=True, **TINY)
+        imagine(ImagineConfig("clevr", rollouts=3, overwrite=True, **TINY))
     kept = minari.load_dataset(counterfactual.id)
     assert kept.total_episodes == ROLLOUTS
     assert np.array_equal(kept[0].observations["image"], first_frame)
@@ -308,3 +320,11 @@ def test_cli_writes_a_dataset_and_refuses_to_overwrite(minari_root: Path) -> Non
     # Run again, it refuses (in this process: a second start costs 10 s of imports).
     with pytest.raises(FileExistsError, match="--overwrite"):
         tyro.cli(imagine_command, args=command[3:])
+
+
+def test_a_real_dataset_has_no_imagined_record() -> None:
+    real = collect(
+        CollectConfig("clevr", episodes=1, dataset_id="vlgor/clevr/not-imagined-v0", progress=False)
+    )
+    with pytest.raises(ValueError, match="not-imagined-v0 is not an imagined vlgor dataset"):
+        ImaginedMetadata.of(real)

@@ -8,10 +8,10 @@ import minari
 import numpy as np
 import pytest
 
-from benchmarks import split_evaluation
-from benchmarks.split_evaluation import block_seed, cell, interval, run_rates, separated
-from benchmarks.splits import Args, ensure_oracle, oracle_splits_id, preset_for, run_reference
-from vlgor_envs.imagination.rollouts import imagine, imagined_prompts
+from agents.split_benchmark import Args, ensure_oracle, oracle_splits_id, preset_for, run_reference
+from agents.split_benchmark import evaluation as split_evaluation
+from agents.split_benchmark.evaluation import block_seed, cell, interval, run_rates, separated
+from vlgor_envs.imagination.rollouts import ImagineConfig, imagine, imagined_prompts
 from vlgor_envs.language.goal import Goal
 
 
@@ -81,13 +81,14 @@ def test_oracle_data_is_the_experts_real_rollouts_of_the_imagined_prompts() -> N
     oracle_id = ensure_oracle("clevr", "unit", "counterfactual", "both", rollouts, seed, fresh=False)
     assert oracle_id == oracle_splits_id("clevr", "unit", "counterfactual", "both")
     imagined = imagine(
-        "clevr",
-        split="counterfactual",
-        rollouts=rollouts,
-        seed=seed,
-        keep_failures=True,
-        dataset_id="vlgor/clevr/unit-imagined-v0",
-        progress=False,
+        ImagineConfig(
+            "clevr",
+            split="counterfactual",
+            rollouts=rollouts,
+            seed=seed,
+            dataset_id="vlgor/clevr/unit-imagined-v0",
+            progress=False,
+        )
     )
     oracle = minari.load_dataset(oracle_id)
     prompts = imagined_prompts("clevr", "counterfactual", rollouts, seed)

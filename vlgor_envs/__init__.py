@@ -14,29 +14,20 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 from gymnasium.envs.registration import register
 
 from vlgor_envs.quiet import drop_gym_notice
+from vlgor_envs.registry import ENTRIES
 
 drop_gym_notice()  # before anything imports d3rlpy, which imports the old gym
 
-register(
-    id="VLGOR-CLEVR-v0",
-    entry_point="vlgor_envs.clevr.env:ClevrRobotEnv",
-    max_episode_steps=50,
-    kwargs={"split": "train", "image_size": 64},
-)
-register(
-    id="VLGOR-MetaWorld-v0",
-    entry_point="vlgor_envs.metaworld.env:MetaWorldLanguageEnv",
-    kwargs={"split": "train", "image_size": 64},
-)
-register(
-    id="VLGOR-Imagined-CLEVR",
-    entry_point="vlgor_envs.imagination.env:ImaginedEnv",
-    vector_entry_point="vlgor_envs.imagination.env:ImaginedVectorEnv",
-    kwargs={"env": "clevr", "split": "train"},
-)
-register(
-    id="VLGOR-Imagined-MetaWorld",
-    entry_point="vlgor_envs.imagination.env:ImaginedEnv",
-    vector_entry_point="vlgor_envs.imagination.env:ImaginedVectorEnv",
-    kwargs={"env": "metaworld", "split": "train"},
-)
+for _entry in ENTRIES.values():
+    register(
+        id=_entry.env_id,
+        entry_point=_entry.entry_point,
+        max_episode_steps=_entry.max_episode_steps,
+        kwargs={"split": "train", "image_size": 64},
+    )
+    register(
+        id=_entry.imagined_env_id,
+        entry_point="vlgor_envs.imagination.env:ImaginedEnv",
+        vector_entry_point="vlgor_envs.imagination.env:ImaginedVectorEnv",
+        kwargs={"env": _entry.name, "split": "train"},
+    )

@@ -6,6 +6,7 @@ command's module is imported only when that command runs.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
@@ -53,16 +54,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def splits(
-    env: tyro.conf.Positional[Literal["clevr", "metaworld"]], examples: int = 3, seed: int = 0
-) -> None:
-    """Print each split's size and example instructions.
+@dataclasses.dataclass
+class SplitsArgs:
+    """Print each split's size and example instructions."""
 
-    Args:
-        env: Which environment's language.
-        examples: How many example instructions to print per split.
-        seed: Seed of the example sampler.
-    """
+    env: tyro.conf.Positional[Literal["clevr", "metaworld"]]
+    """Which environment's language."""
+    examples: int = 3
+    """How many example instructions to print per split."""
+    seed: int = 0
+    """Seed of the example sampler."""
+
+
+def splits(args: tyro.conf.OmitArgPrefixes[SplitsArgs]) -> None:
+    """Print each split's size and example instructions."""
+    env, examples, seed = args.env, args.examples, args.seed
     rng = np.random.default_rng(seed)
     if env == "clevr":
         for split in clevr.SPLITS:
@@ -137,6 +143,10 @@ def main() -> None:
         # At once: cleanups have run, and objects cut off mid-construction (a MuJoCo renderer)
         # would print errors from their finalisers at a normal exit.
         os._exit(130)
+    except BrokenPipeError:
+        # The reader went away (`vlgor ... | head`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except USER_ERRORS as error:
         if debug:
             raise
@@ -148,7 +158,7 @@ def run(argv: list[str]) -> None:
     """Dispatch ``argv`` (without the program name) to its subcommand."""
     if argv[:2] == ["bench", "splits"]:
         # A group with one subcommand: tyro would flatten it, so it is dispatched here.
-        from benchmarks import splits as splits_benchmark
+        from agents import split_benchmark as splits_benchmark
 
         splits_benchmark.main(tyro.cli(splits_benchmark.Args, args=argv[2:], prog="vlgor bench splits"))
     elif argv and argv[0] in COMMANDS:

@@ -48,9 +48,10 @@ encoder_module.default_text_encoder = lambda: _ENCODER  # type: ignore[assignmen
 
 import benchmarks.imagination_fidelity as fidelity  # noqa: E402
 import benchmarks.imagination_throughput as throughput  # noqa: E402
+from vlgor_envs import registry  # noqa: E402
 from vlgor_envs.imagination import training  # noqa: E402
 from vlgor_envs.imagination.checkpoint import load_checkpoint, write_checkpoint_files  # noqa: E402
-from vlgor_envs.imagination.commands import GROUNDING_DATASETS, PRETRAIN_DATASETS, model_config  # noqa: E402
+from vlgor_envs.imagination.commands import model_config  # noqa: E402
 from vlgor_envs.imagination.data import load_transitions  # noqa: E402
 from vlgor_envs.imagination.model import WorldModel  # noqa: E402
 
@@ -77,7 +78,7 @@ def seconds_per_call(fn: Callable[[], object], calls: int = 15) -> float:
 
 def probe_speeds(batch_ae: int, batch_dynamics: int) -> tuple[float, float]:
     """Seconds per autoencoder and dynamics training step of the gpu preset here."""
-    data = load_transitions(PRETRAIN_DATASETS["clevr"], progress=False)
+    data = load_transitions(registry.entry("clevr").pretrain_datasets, progress=False)
     model = WorldModel(model_config("clevr", "gpu")).to(DEVICE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     frames = torch.from_numpy(data.frames)
@@ -135,7 +136,7 @@ def main(budget: dict[str, float]) -> None:
     pretrained, grounded = Path("/tmp/clevr-gpu-pretrain"), Path("/tmp/clevr-gpu")
     started = time.perf_counter()
     training.pretrain(
-        PRETRAIN_DATASETS["clevr"],
+        registry.entry("clevr").pretrain_datasets,
         pretrained,
         model_config("clevr", "gpu"),
         training.Schedule(steps["autoencoder"], batch_size=batch["autoencoder"], learning_rate=2e-3),
@@ -149,7 +150,7 @@ def main(budget: dict[str, float]) -> None:
     started = time.perf_counter()
     training.finetune(
         pretrained,
-        GROUNDING_DATASETS["clevr"],
+        registry.entry("clevr").grounding_datasets,
         grounded,
         training.Schedule(steps["grounding"], batch_size=batch["grounding"], learning_rate=1e-3),
         device=DEVICE,

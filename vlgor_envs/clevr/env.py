@@ -29,6 +29,20 @@ _SPAWN_GAP = 0.02
 _MAX_SPAWN_TRIES = 1000
 
 
+def push_outcome(
+    goal: Goal, start: np.ndarray, before: np.ndarray, after: np.ndarray, distance_before: float
+) -> tuple[float, bool, float]:
+    """Reward, success and goal distance after a push moved the balls from ``before`` to
+    ``after``: the progress toward the goal, a bonus on success and a penalty for how far the
+    balls the goal does not name moved. The imagined env scores its frames with it too."""
+    distance = goal_distance(goal, after, start)
+    success = distance == 0.0
+    others = [i for i, c in enumerate(language.COLOURS) if c not in language.target_balls(goal)]
+    disturbance = float(np.linalg.norm(after[others] - before[others], axis=1).sum())
+    reward = distance_before - distance + SUCCESS_BONUS * success - DISTURBANCE_PENALTY * disturbance
+    return float(reward), success, distance
+
+
 class ClevrRobotEnv(gym.Env[dict[str, Any], np.int64]):
     """Five balls on a table; a language instruction says where some of them should go.
 
@@ -127,14 +141,10 @@ class ClevrRobotEnv(gym.Env[dict[str, Any], np.int64]):
         ball, direction = divmod(int(action), N_DIRECTIONS)
         before = self.scene.positions
         self.scene.push(ball, PUSH_DIRECTIONS[direction])
-        after = self.scene.positions
-        distance = goal_distance(self.goal, after, self.start_positions)
-        success = distance == 0.0
-        others = [i for i, c in enumerate(language.COLOURS) if c not in language.target_balls(self.goal)]
-        disturbance = float(np.linalg.norm(after[others] - before[others], axis=1).sum())
-        reward = self._distance - distance + SUCCESS_BONUS * success - DISTURBANCE_PENALTY * disturbance
-        self._distance = distance
-        return self._observation(), float(reward), success, False, self._info(success)
+        reward, success, self._distance = push_outcome(
+            self.goal, self.start_positions, before, self.scene.positions, self._distance
+        )
+        return self._observation(), reward, success, False, self._info(success)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -5,7 +5,7 @@ it loads torch and d3rlpy, which collecting does not need.
 """
 
 from vlgor_envs.data.collect import (
-    ENVS,
+    CollectConfig,
     collect,
     datasets_root,
     default_dataset_id,
@@ -14,7 +14,7 @@ from vlgor_envs.data.collect import (
 )
 
 __all__ = [
-    "ENVS",
+    "CollectConfig",
     "collect",
     "datasets_root",
     "default_dataset_id",

@@ -8,35 +8,30 @@ images. Where each piece of provenance lives:
 - the collection policy: Minari's ``algorithm_name``, and ``metadata["vlgor"]["policy"]``;
 - seed, noise, counts, split, image size: ``metadata["vlgor"]`` (a JSON object stored with
   Minari's dataset metadata);
-- per step: ``infos["object_state"]`` (:data:`OBJECT_STATE_INFO`), the object state the
+- per step: ``infos["object_state"]`` (the registry entry's ``object_state_info``), the object state the
   imagination model learns to predict;
 - per episode: ``instruction``, ``split``, ``goal`` (:meth:`Goal.to_json`) and ``success`` in
   the episode metadata (``dataset.storage.get_episode_metadata([i])``), next to Minari's own
   ``seed`` (episode ``i`` is reset with ``seed + i``) and reward statistics.
 
-Atomicity (:func:`staged_dataset`, also used by ``vlgor imagine``): collection runs with
-``MINARI_DATASETS_PATH`` pointed at a hidden staging folder
-(``.vlgor-staging-*``) inside the real datasets root, so Minari writes the complete dataset
-there under its final id; only then is its folder renamed into place (one ``rename`` on the
-same file system). Any exception removes the staging folder; a hard kill can leave one
-behind, which Minari's listing skips because hidden folders are not datasets.
+Atomicity (:mod:`vlgor_envs.data.staging`, also used by ``vlgor imagine``): Minari writes the
+complete dataset into a hidden staging folder, which is then renamed into place; one writer
+per id; what a hard kill leaves behind is recovered by the next write or ``vlgor datasets list``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import functools
 import importlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import gymnasium as gym
 import h5py
@@ -44,29 +39,17 @@ import minari
 import numpy as np
 from gymnasium import spaces
 from minari.data_collector.callbacks import StepDataCallback
-from minari.dataset.minari_dataset import parse_dataset_id
-from minari.namespace import create_namespace, list_local_namespaces
-from minari.storage.datasets_root_dir import get_dataset_path
 from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
+from vlgor_envs import registry
+from vlgor_envs.data.staging import datasets_root, staged_dataset
 from vlgor_envs.language.goal import Goal
 
-#: Collectable envs: name -> (Gymnasium id, scripted expert as ``module:Class``).
-ENVS: dict[str, tuple[str, str]] = {
-    "clevr": ("VLGOR-CLEVR-v0", "vlgor_envs.clevr.expert:default_expert"),
-    "metaworld": ("VLGOR-MetaWorld-v0", "vlgor_envs.metaworld.expert:MetaWorldExpert"),
-}
-#: The ``info`` entry recorded per step as ``infos["object_state"]`` (flattened float32):
-#: ball centres ``(5, 2)`` for CLEVR, Meta-World's 39-d state for Meta-World. The
-#: imagination model learns to predict it.
-OBJECT_STATE_INFO: dict[str, str] = {"clevr": "ball_positions", "metaworld": "state"}
 #: Namespace of every dataset this package writes.
 NAMESPACE = "vlgor"
-_STAGING_PREFIX = ".vlgor-staging-"
-_MINARI_ENV_VAR = "MINARI_DATASETS_PATH"
 #: hdf5 filters offered, with their level (gzip 4: measured as small as 9 and as fast as 1).
-_COMPRESSIONS: dict[str | None, int | None] = {"gzip": 4, "lzf": None, None: None}
+_COMPRESSIONS: dict[str, int | None] = {"gzip": 4, "lzf": None, "none": None}
 #: Frames per hdf5 chunk along time when repacking.
 _CHUNK_STEPS = 32
 
@@ -77,21 +60,9 @@ def default_dataset_id(env: str, split: str, task: str | None = None) -> str:
     return f"{NAMESPACE}/{env}/{name}-v0"
 
 
-def datasets_root() -> Path:
-    """The Minari datasets root (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
-    return Path(get_dataset_path())
-
-
-def _env_entry(env: str) -> tuple[str, str]:
-    if env not in ENVS:
-        raise ValueError(f"unknown env {env!r}; choose one of {sorted(ENVS)}")
-    return ENVS[env]
-
-
-def make_expert(path: str) -> Any:
-    """A new scripted expert from its ``module:callable`` path (the second entry of :data:`ENVS`)."""
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)()
+def make_expert(env: str) -> Any:
+    """A new scripted expert of env ``env`` (its registry entry's ``expert``)."""
+    return registry.load(registry.entry(env).expert)()
 
 
 def random_action(space: gym.Space[Any], rng: np.random.Generator) -> Any:
@@ -157,20 +128,6 @@ class ObjectStateCallback(StepDataCallback):
         return step_data
 
 
-@contextlib.contextmanager
-def _minari_root(path: Path) -> Iterator[None]:
-    """Point Minari (which reads ``MINARI_DATASETS_PATH`` on every call) at ``path``."""
-    previous = os.environ.get(_MINARI_ENV_VAR)
-    os.environ[_MINARI_ENV_VAR] = str(path)
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[_MINARI_ENV_VAR]
-        else:
-            os.environ[_MINARI_ENV_VAR] = previous
-
-
 def repack_hdf5(path: Path, compression: str) -> None:
     """Rewrite Minari's hdf5 file with a lossless filter, in place (same groups and attrs).
 
@@ -203,112 +160,76 @@ def repack_hdf5(path: Path, compression: str) -> None:
     os.replace(packed, path)
 
 
-def exists_error(dataset_id: str, command: str = "collect") -> FileExistsError:
-    """The error for an existing ``dataset_id``; it names the fix (``vlgor <command> ... --overwrite``)."""
-    return FileExistsError(
-        f"dataset {dataset_id!r} already exists in {datasets_root()}; pass overwrite=True "
-        f"(`vlgor {command} ... --overwrite`) to replace it, or choose another dataset_id"
-    )
+#: The collectable envs and the language splits, as the command line offers them.
+EnvName = Literal["clevr", "metaworld"]
+SplitName = Literal["train", "rephrasing", "counterfactual", "hard"]
 
 
-def _ensure_namespace(namespace: str) -> None:
-    """Create ``namespace`` unless it exists, also when another process creates it meanwhile."""
-    if namespace in list_local_namespaces():
-        return
-    try:
-        create_namespace(namespace)
-    except ValueError:  # "already exists": a writer beside this one made it first
-        if namespace not in list_local_namespaces():
-            raise
+def collect_config(env: str, split: str = "train", **fields: Any) -> CollectConfig:
+    """A :class:`CollectConfig` from plain strings (names are checked when it is collected)."""
+    return CollectConfig(cast(EnvName, env), cast(SplitName, split), **fields)
 
 
-def dataset_namespace(dataset_id: str) -> str | None:
-    """The namespace of ``dataset_id``, or a ``ValueError`` saying what a good id looks like."""
-    try:
-        return parse_dataset_id(dataset_id)[0]
-    except (TypeError, ValueError, AssertionError):  # minari fails with TypeError on "foo"
-        raise ValueError(
-            f"dataset id {dataset_id!r} is malformed: expected [namespace/]name-v<version>, "
-            "e.g. 'vlgor/clevr/real-train-v0'"
-        ) from None
+@dataclasses.dataclass
+class CollectConfig:
+    """Roll a scripted expert out and write a Minari dataset (lossless images, atomic write).
 
-
-@contextlib.contextmanager
-def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -> Iterator[Path]:
-    """Write the dataset ``dataset_id`` atomically (see the module docstring).
-
-    Yields a fresh staging folder with Minari pointed at it; the body writes the complete
-    dataset there under ``dataset_id``. When the body returns, that folder replaces
-    ``<datasets root>/<dataset_id>`` in one rename (creating the namespace if needed); if the
-    body raises, the staging folder is removed and an existing dataset stays untouched.
-
-    Raises:
-        ValueError: Malformed ``dataset_id`` (before anything runs).
-        FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (checked before the
-            body runs and again before the rename); the message names ``vlgor <command>``.
+    ``vlgor collect`` parses this and :func:`collect` takes it.
     """
-    namespace = dataset_namespace(dataset_id)
-    root = datasets_root()
-    final = root / dataset_id
-    if final.exists() and not overwrite:
-        raise exists_error(dataset_id, command)
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
-    try:
-        with _minari_root(staging):
-            yield staging
-        staged = staging / dataset_id
-        replaced = staging / "replaced"
-        if final.exists():
-            if not overwrite:
-                raise exists_error(dataset_id, command)
-            final.rename(replaced)
-        try:
-            if namespace is not None:
-                _ensure_namespace(namespace)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staged.rename(final)
-        except BaseException:
-            if replaced.exists() and not final.exists():
-                replaced.rename(final)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    env: EnvName
+    """Which environment."""
+    split: SplitName = "train"
+    """Language split the goals come from."""
+    episodes: int = 2000
+    """Number of episodes, episode i reset with seed `seed + i` (2,000 CLEVR episodes take
+    about 4 minutes here)."""
+    seed: int = 0
+    """Base seed of the episodes and of the action noise."""
+    noise: float = 0.0
+    """Probability per step of a uniformly random action instead of the expert's."""
+    image_size: int = 64
+    """Side of the square frames in pixels."""
+    dataset_id: str | None = None
+    """Minari id; default `vlgor/<env>/real-<split>-v0`."""
+    overwrite: bool = False
+    """Replace an existing dataset of that id (only once the new one is done)."""
+    data_format: Literal["hdf5", "arrow"] = "hdf5"
+    """Minari storage format (arrow needs pyarrow)."""
+    task: str | None = None
+    """Meta-World only: collect one task of the split (e.g. `reach`)."""
+    compression: Literal["gzip", "lzf", "none"] = "gzip"
+    """Lossless hdf5 filter (gzip: ~8x smaller than Minari's own layout on CLEVR frames;
+    none: Minari's layout as written)."""
+    progress: bool = True
+    """Show a progress bar."""
 
 
-def collect(
-    env: str,
-    split: str = "train",
-    episodes: int = 100,
-    seed: int = 0,
-    noise: float = 0.0,
-    image_size: int = 64,
-    dataset_id: str | None = None,
-    overwrite: bool = False,
-    data_format: str = "hdf5",
-    task: str | None = None,
-    progress: bool = True,
-    compression: str | None = "gzip",
-    starts: Sequence[tuple[int, Goal]] | None = None,
-) -> minari.MinariDataset:
-    """Roll the scripted expert of ``env`` out and write the episodes as a Minari dataset.
+def _check(config: CollectConfig, starts: Sequence[tuple[int, Goal]] | None) -> None:
+    if config.episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {config.episodes}")
+    if not 0.0 <= config.noise <= 1.0:
+        raise ValueError(f"noise must be a probability in [0, 1], got {config.noise}")
+    if config.compression not in _COMPRESSIONS:
+        raise ValueError(f"compression must be one of {list(_COMPRESSIONS)}, got {config.compression!r}")
+    if config.data_format not in ("hdf5", "arrow"):
+        raise ValueError(f"data_format must be 'hdf5' or 'arrow', got {config.data_format!r}")
+    if config.data_format == "arrow" and importlib.util.find_spec("pyarrow") is None:
+        raise ValueError("data_format='arrow' needs pyarrow: pip install 'minari[arrow]', or use 'hdf5'")
+    if starts is not None and len(starts) != config.episodes:
+        raise ValueError(f"starts gives {len(starts)} episodes, but episodes={config.episodes}")
+    if config.task is not None and config.env != "metaworld":
+        raise ValueError(f"task= is only supported for env 'metaworld', not {config.env!r}")
+
+
+def collect(config: CollectConfig, starts: Sequence[tuple[int, Goal]] | None = None) -> minari.MinariDataset:
+    """Roll the scripted expert of ``config.env`` out and write the episodes as a Minari dataset.
 
     Args:
-        env: ``"clevr"`` or ``"metaworld"``.
-        split: The language split the env samples goals from.
-        episodes: Number of episodes; episode ``i`` is reset with seed ``seed + i``.
-        seed: Base seed of the episodes and of the action-noise generator.
-        noise: Probability per step of a uniformly random action instead of the expert's.
-        image_size: Side of the square frames in pixels.
-        dataset_id: Minari id; default ``vlgor/<env>/real-<split>-v0``.
-        overwrite: Replace an existing dataset of that id (only once the new one is done).
-        data_format: Minari storage, ``"hdf5"`` or ``"arrow"`` (needs ``pyarrow``).
-        task: Meta-World only: restrict the split to one task name.
-        progress: Show a tqdm progress bar.
-        compression: hdf5 only: ``"gzip"`` (default; lossless, ~8x smaller than Minari's
-            own layout on CLEVR frames), ``"lzf"`` or ``None`` (Minari's layout as written).
+        config: What to collect and where (the fields of ``vlgor collect``).
         starts: Given goals instead of the split's samples: episode ``i`` is reset with seed
-            ``starts[i][0]`` and ``options={"goal": starts[i][1]}``; ``episodes`` must equal
-            their number (e.g. real expert rollouts of an imagined dataset's prompts).
+            ``starts[i][0]`` and ``options={"goal": starts[i][1]}``; ``config.episodes`` must
+            equal their number (e.g. real expert rollouts of an imagined dataset's prompts).
 
     Returns:
         The dataset, loaded from its final location.
@@ -317,119 +238,99 @@ def collect(
         ValueError: Unknown env, bad split/task/noise/episodes or malformed id.
         FileExistsError: ``dataset_id`` exists and ``overwrite`` is false.
     """
-    env_id, expert_path = _env_entry(env)
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if not 0.0 <= noise <= 1.0:
-        raise ValueError(f"noise must be a probability in [0, 1], got {noise}")
-    if compression not in _COMPRESSIONS:
-        raise ValueError(f"compression must be one of {list(_COMPRESSIONS)}, got {compression!r}")
-    if data_format not in ("hdf5", "arrow"):
-        raise ValueError(f"data_format must be 'hdf5' or 'arrow', got {data_format!r}")
-    if data_format == "arrow" and importlib.util.find_spec("pyarrow") is None:
-        raise ValueError("data_format='arrow' needs pyarrow: pip install 'minari[arrow]', or use 'hdf5'")
-    if starts is not None and len(starts) != episodes:
-        raise ValueError(f"starts gives {len(starts)} episodes, but episodes={episodes}")
-    if task is not None and env != "metaworld":
-        raise ValueError(f"task= is only supported for env 'metaworld', not {env!r}")
-    dataset_id = dataset_id or default_dataset_id(env, split, task)
-    env_kwargs: dict[str, Any] = {"split": split, "image_size": image_size}
-    if task is not None:
-        env_kwargs["task"] = task
-
-    with staged_dataset(dataset_id, overwrite) as staging:
-        stats = _collect_staged(
-            env_id,
-            expert_path,
-            env_kwargs,
-            dataset_id,
-            episodes,
-            seed,
-            noise,
-            data_format,
-            progress,
-            OBJECT_STATE_INFO[env],
-            starts,
-        )
-        staged = staging / dataset_id
-        if data_format == "hdf5" and compression is not None:
-            for path in (staged / "data").glob("*.hdf5"):
-                repack_hdf5(path, compression)
-        packed = compression if data_format == "hdf5" else None
-        minari.MinariDataset(staged / "data").storage.update_metadata(
-            {"vlgor": {"env": env, **stats, "compression": packed}}
+    env_id = registry.entry(config.env).env_id
+    _check(config, starts)
+    dataset_id = config.dataset_id or default_dataset_id(config.env, config.split, config.task)
+    env_kwargs: dict[str, Any] = {"split": config.split, "image_size": config.image_size}
+    if config.task is not None:
+        env_kwargs["task"] = config.task
+    compression = None if config.compression == "none" else config.compression
+    packed = compression if config.data_format == "hdf5" else None
+    with staged_dataset(dataset_id, config.overwrite) as staging:
+        stats = _collect_staged(config, env_id, env_kwargs, dataset_id, starts)
+        data = staging / dataset_id / "data"
+        if packed is not None:
+            for path in data.glob("*.hdf5"):
+                repack_hdf5(path, packed)
+        minari.MinariDataset(data).storage.update_metadata(
+            {"vlgor": {"env": config.env, **stats, "compression": packed}}
         )
     return minari.load_dataset(dataset_id)
 
 
+def _run_episodes(
+    collector: minari.DataCollector,
+    policy: Callable[[dict[str, Any]], Any],
+    config: CollectConfig,
+    dataset_id: str,
+    starts: Sequence[tuple[int, Goal]] | None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Each episode's metadata (instruction, split, goal, success), and the steps taken."""
+    episode_metadata: list[dict[str, Any]] = []
+    steps = successes = 0
+    bar = tqdm(range(config.episodes), desc=dataset_id, unit="ep", disable=not config.progress)
+    for episode in bar:
+        if starts is None:
+            observation, info = collector.reset(seed=config.seed + episode)
+        else:
+            start_seed, start_goal = starts[episode]
+            # Minari stores reset options as hdf5 attributes: a string, not a Goal.
+            observation, info = collector.reset(seed=start_seed, options={_GOAL_JSON: start_goal.to_json()})
+        goal, instruction = info["goal"], observation["instruction"]
+        terminated = truncated = False
+        while not (terminated or truncated):
+            _, _, terminated, truncated, info = collector.step(policy(info))
+            steps += 1
+        successes += bool(info["is_success"])
+        episode_metadata.append(
+            {
+                "instruction": instruction,
+                "split": config.split,
+                "goal": goal.to_json(),
+                "success": bool(info["is_success"]),
+            }
+        )
+        bar.set_postfix(success=f"{successes / (episode + 1):.2f}")
+    return episode_metadata, steps
+
+
 def _collect_staged(
+    config: CollectConfig,
     env_id: str,
-    expert_path: str,
     env_kwargs: dict[str, Any],
     dataset_id: str,
-    episodes: int,
-    seed: int,
-    noise: float,
-    data_format: str,
-    progress: bool,
-    object_state_info: str,
-    starts: Sequence[tuple[int, Goal]] | None = None,
+    starts: Sequence[tuple[int, Goal]] | None,
 ) -> dict[str, Any]:
     """Collect into the current Minari root; returns the dataset-level ``vlgor`` metadata."""
-    expert = make_expert(expert_path)
+    expert, info_key = make_expert(config.env), registry.entry(config.env).object_state_info
     env = gym.make(env_id, **env_kwargs)
     collector = minari.DataCollector(
         env if starts is None else GoalFromJson(env),
         # Minari instantiates the callback class itself, without arguments.
-        step_data_callback=functools.partial(ObjectStateCallback, object_state_info),
+        step_data_callback=functools.partial(ObjectStateCallback, info_key),
         record_infos=True,
         jpeg_encoding=False,
-        data_format=data_format,
+        data_format=config.data_format,
     )
-    policy = noisy_policy(expert, collector.action_space, noise, np.random.default_rng(seed))
-    episode_metadata: list[dict[str, Any]] = []
-    steps = successes = 0
+    policy = noisy_policy(expert, collector.action_space, config.noise, np.random.default_rng(config.seed))
+    policy_name, seeds = type(expert).__name__, f"episode i reset with seed {config.seed}+i"
     start = time.perf_counter()
     try:
-        bar = tqdm(range(episodes), desc=dataset_id, unit="ep", disable=not progress)
-        for episode in bar:
-            if starts is None:
-                observation, info = collector.reset(seed=seed + episode)
-            else:
-                start_seed, start_goal = starts[episode]
-                # Minari stores reset options as hdf5 attributes: a string, not a Goal.
-                options = {_GOAL_JSON: start_goal.to_json()}
-                observation, info = collector.reset(seed=start_seed, options=options)
-            goal, instruction = info["goal"], observation["instruction"]
-            terminated = truncated = False
-            while not (terminated or truncated):
-                _, _, terminated, truncated, info = collector.step(policy(info))
-                steps += 1
-            successes += bool(info["is_success"])
-            episode_metadata.append(
-                {
-                    "instruction": instruction,
-                    "split": env_kwargs["split"],
-                    "goal": goal.to_json(),
-                    "success": bool(info["is_success"]),
-                }
-            )
-            bar.set_postfix(success=f"{successes / (episode + 1):.2f}")
+        episode_metadata, steps = _run_episodes(collector, policy, config, dataset_id, starts)
         seconds = time.perf_counter() - start
-        policy_name = type(expert).__name__
         with warnings.catch_warnings():
             # Minari warns about every optional field left empty (author, permalink, ...).
             warnings.filterwarnings("ignore", message=r".*is set to None", category=UserWarning)
             dataset = collector.create_dataset(
                 dataset_id,
                 eval_env=collector.env.spec,
-                algorithm_name=f"{policy_name} (scripted expert, noise={noise})",
+                algorithm_name=f"{policy_name} (scripted expert, noise={config.noise})",
                 author="vlgor",
                 description=(
-                    f"{episodes} episodes of {policy_name} in {env_id} "
+                    f"{config.episodes} episodes of {policy_name} in {env_id} "
                     f"({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
-                    + (f"episode i reset with seed {seed}+i" if starts is None else "given goals and seeds")
-                    + f"; with probability {noise} per step a uniformly random "
+                    + (seeds if starts is None else "given goals and seeds")
+                    + f"; with probability {config.noise} per step a uniformly random "
                     "action. Images are lossless; each episode's metadata holds its "
                     "instruction, split and goal (JSON)."
                 ),
@@ -441,16 +342,16 @@ def _collect_staged(
         "env_id": env_id,
         **env_kwargs,
         "policy": policy_name,
-        "noise": noise,
-        "seed": seed,
+        "noise": config.noise,
+        "seed": config.seed,
         "episode_seeds": (
-            f"seed + i for episode i in [0, {episodes})"
+            f"seed + i for episode i in [0, {config.episodes})"
             if starts is None
             else "given with each episode's goal (Minari's episode seed)"
         ),
-        "episodes": episodes,
+        "episodes": config.episodes,
         "steps": steps,
-        "successes": successes,
+        "successes": sum(bool(m["success"]) for m in episode_metadata),
         "collection_seconds": round(seconds, 3),
     }
 

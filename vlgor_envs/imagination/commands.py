@@ -4,48 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import tyro
 
+from vlgor_envs import registry
 from vlgor_envs.imagination.autoencoder import AutoencoderConfig
 from vlgor_envs.imagination.model import WorldModelConfig
 from vlgor_envs.imagination.training import Schedule, finetune, pretrain, tune_decoder
 
-#: Model shapes by preset: ``cpu`` trains here in about an hour; ``gpu`` is wider and deeper.
-PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"width": 32, "depth": 1, "heads": 2},
-    "cpu": {"width": 128, "depth": 4, "heads": 4},
-    "gpu": {"width": 384, "depth": 8, "heads": 6},
-}
+#: Transformer width, depth and heads by preset: ``cpu`` trains here in about an hour; ``gpu``
+#: is wider and deeper.
+PRESETS: dict[str, tuple[int, int, int]] = {"tiny": (32, 1, 2), "cpu": (128, 4, 4), "gpu": (384, 8, 6)}
 #: Autoencoder hidden channels by preset: the GPU preset's is twice as wide.
 AUTOENCODER_WIDTHS: dict[str, tuple[int, int]] = {"tiny": (32, 64), "cpu": (32, 64), "gpu": (64, 128)}
-#: What each env's model reads and predicts.
-ENV_SHAPES: dict[str, dict[str, object]] = {
-    # Ball centres (5 x 2); 40 discrete pushes.
-    "clevr": {
-        "action_kind": "discrete",
-        "action_dim": 40,
-        "state_indices": tuple(range(10)),
-        "readout_channels": 8,
-        "flow_source": "current",
-        "change_weight": 10.0,
-        "condition_generation": True,
-    },
-    # Hand xyz, gripper opening, first object's xyz (Meta-World's 39-d state, first 7 entries).
-    "metaworld": {"action_kind": "continuous", "action_dim": 4, "state_indices": tuple(range(7))},
-}
-#: Instruction-free interaction data (random and noisy-expert actions) for pretraining.
-PRETRAIN_DATASETS: dict[str, tuple[str, ...]] = {
-    "clevr": ("vlgor/clevr/random-v0", "vlgor/clevr/explore-hard-v0"),
-    "metaworld": ("vlgor/metaworld/random-v0", "vlgor/metaworld/real-train-v0"),
-}
-#: Instruction-labelled rollouts of the train split for grounding.
-GROUNDING_DATASETS: dict[str, tuple[str, ...]] = {
-    "clevr": ("vlgor/clevr/real-train-v0",),
-    "metaworld": ("vlgor/metaworld/real-train-v0",),
-}
+
+
+def recipe(env: str) -> WorldModelConfig:
+    """The world-model config of ``env``'s imagination model (its registry entry's recipe)."""
+    return dataclasses.replace(WorldModelConfig(env=env), **registry.entry(env).model_recipe)
 
 
 def model_config(
@@ -59,24 +37,39 @@ def model_config(
 
     ``autoencoder_channels`` overrides the preset's autoencoder hidden channels.
     """
-    if env not in ENV_SHAPES:
-        raise ValueError(f"unknown env {env!r}; choose one of {sorted(ENV_SHAPES)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return WorldModelConfig(
-        env=env,
+    width, depth, heads = PRESETS[preset]
+    return dataclasses.replace(
+        recipe(env),
         image_size=image_size,
         horizon=horizon,
+        width=width,
+        depth=depth,
+        heads=heads,
         autoencoder=AutoencoderConfig(
             image_size=image_size, hidden_channels=autoencoder_channels or AUTOENCODER_WIDTHS[preset]
         ),
-        **PRESETS[preset],  # type: ignore[arg-type]
-        **ENV_SHAPES[env],  # type: ignore[arg-type]
     )
 
 
+@dataclasses.dataclass(kw_only=True)
+class _StageArgs:
+    """What every training stage takes."""
+
+    max_transitions: int | None = None
+    """Train on at most this many transitions (default: all)."""
+    seed: int = 0
+    resume: bool = False
+    """Continue from the training state saved beside `out`."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+    device: str = "cpu"
+    """torch device to train on, e.g. `cuda`; the checkpoint is the same either way."""
+
+
 @dataclasses.dataclass
-class PretrainArgs:
+class PretrainArgs(_StageArgs):
     """Pretrain the imagination model on instruction-free interaction data."""
 
     out: Path
@@ -96,19 +89,10 @@ class PretrainArgs:
     dynamics_steps: int = 2500
     batch_size: int = 64
     learning_rate: float = 1e-3
-    max_transitions: int | None = None
-    """Use at most this many transitions (default: all)."""
-    seed: int = 0
-    resume: bool = False
-    """Continue from the training state saved beside `out`."""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's choice)."""
-    device: str = "cpu"
-    """torch device to train on, e.g. `cuda`; the checkpoint is the same either way."""
 
 
 @dataclasses.dataclass
-class _OnCheckpointArgs:
+class _OnCheckpointArgs(_StageArgs):
     """What the stages that start from a trained checkpoint share."""
 
     base: Path
@@ -121,15 +105,6 @@ class _OnCheckpointArgs:
     steps: int = 2000
     batch_size: int = 64
     learning_rate: float = 1e-3
-    max_transitions: int | None = None
-    """Train on at most this many transitions (the sample-efficiency benchmark grounds on 1k/5k/10k)."""
-    seed: int = 0
-    resume: bool = False
-    """Continue from the training state saved beside `out`."""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's choice)."""
-    device: str = "cpu"
-    """torch device to train on, e.g. `cuda`."""
 
 
 @dataclasses.dataclass
@@ -158,56 +133,53 @@ class TuneDecoderArgs(_OnCheckpointArgs):
     """Share of each batch that decodes imagined latents; the rest decodes encoded real frames."""
 
 
-def pretrain_command(args: PretrainArgs) -> None:
+def _shared(args: _StageArgs) -> dict[str, Any]:
+    """What every stage takes from its arguments alike (and torch's threads, set here)."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    return {
+        "seed": args.seed,
+        "resume": args.resume,
+        "max_transitions": args.max_transitions,
+        "device": args.device,
+    }
+
+
+def pretrain_command(args: PretrainArgs) -> None:
     cfg = model_config(args.env, args.preset, args.horizon, autoencoder_channels=args.autoencoder_channels)
     out = pretrain(
-        args.datasets or PRETRAIN_DATASETS[args.env],
+        args.datasets or registry.entry(args.env).pretrain_datasets,
         args.out,
         cfg,
         Schedule(args.autoencoder_steps, batch_size=32, learning_rate=2e-3),
         Schedule(args.dynamics_steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
-        seed=args.seed,
-        resume=args.resume,
-        max_transitions=args.max_transitions,
         autoencoder_from=args.autoencoder_from,
-        device=args.device,
+        **_shared(args),
     )
     print(f"wrote {out}")
 
 
 def finetune_command(args: FinetuneArgs) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = finetune(
         args.base,
-        args.datasets or GROUNDING_DATASETS[args.env],
+        args.datasets or registry.entry(args.env).grounding_datasets,
         args.out,
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         rank=args.rank,
         alpha=2 * args.rank,
-        seed=args.seed,
-        resume=args.resume,
-        max_transitions=args.max_transitions,
-        device=args.device,
+        **_shared(args),
     )
     print(f"wrote {out}")
 
 
 def tune_decoder_command(args: TuneDecoderArgs) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = tune_decoder(
         args.base,
-        args.datasets or GROUNDING_DATASETS[args.env],
+        args.datasets or registry.entry(args.env).grounding_datasets,
         args.out,
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         imagined_share=args.imagined_share,
-        seed=args.seed,
-        resume=args.resume,
-        max_transitions=args.max_transitions,
-        device=args.device,
+        **_shared(args),
     )
     print(f"wrote {out}")
 

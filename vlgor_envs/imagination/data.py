@@ -8,8 +8,10 @@ episode and the pairs index them.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import minari
 import numpy as np
@@ -56,6 +58,49 @@ def _instruction(dataset: minari.MinariDataset, index: int) -> str:
     return str(next(iter(metadata)).get("instruction", ""))
 
 
+class _Pairs:
+    """Episodes accumulated into the arrays of :class:`Transitions`."""
+
+    def __init__(self, horizon: int) -> None:
+        self.horizon = horizon
+        self.columns: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        self.instructions: list[str] = []
+        self.frames = self.pairs = self.episodes = 0
+
+    def add(self, episode: Any, instruction: str) -> None:
+        images, steps = episode.observations["image"], len(episode.actions)
+        t, step_actions = np.arange(steps), np.asarray(episode.actions)
+        for name, column in (
+            ("frames", images),
+            ("states", np.asarray(episode.infos["object_state"], dtype=np.float32)),
+            ("current", self.frames + t),
+            ("future", self.frames + np.minimum(t + self.horizon, steps)),
+            ("actions", step_actions),
+            ("next_actions", step_actions[np.minimum(t + self.horizon, steps - 1)]),
+            ("next_action_valid", t + self.horizon < steps),
+            ("episode", np.full(steps, self.episodes)),
+        ):
+            self.columns[name].append(column)
+        self.instructions.extend([instruction] * steps)
+        self.frames += len(images)
+        self.pairs += steps
+        self.episodes += 1
+
+    def build(self) -> Transitions:
+        arrays = {name: np.concatenate(parts) for name, parts in self.columns.items()}
+        return Transitions(instructions=self.instructions, **arrays)
+
+
+def _load(dataset_id: str) -> minari.MinariDataset:
+    try:
+        return minari.load_dataset(dataset_id)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"no local Minari dataset {dataset_id!r}; make it with `vlgor collect` "
+            "(see `vlgor imagination pretrain --help` for the datasets the defaults expect)"
+        ) from exc
+
+
 def load_transitions(
     dataset_ids: Sequence[str], horizon: int = 1, max_transitions: int | None = None, progress: bool = True
 ) -> Transitions:
@@ -67,71 +112,25 @@ def load_transitions(
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
-    frames: list[np.ndarray] = []
-    states: list[np.ndarray] = []
-    current: list[np.ndarray] = []
-    future: list[np.ndarray] = []
-    actions: list[np.ndarray] = []
-    next_actions: list[np.ndarray] = []
-    valid: list[np.ndarray] = []
-    instructions: list[str] = []
-    episodes: list[np.ndarray] = []
-    offset = pairs = episode_number = 0
+    pairs = _Pairs(horizon)
     for dataset_id in dataset_ids:
-        try:
-            dataset = minari.load_dataset(dataset_id)
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(
-                f"no local Minari dataset {dataset_id!r}; make it with `vlgor collect` "
-                "(see `vlgor imagination pretrain --help` for the datasets the defaults expect)"
-            ) from exc
-        for index, episode in enumerate(
-            tqdm(
-                dataset.iterate_episodes(),
-                total=dataset.total_episodes,
-                desc=f"load {dataset_id}",
-                disable=not progress,
-            )
-        ):
+        dataset = _load(dataset_id)
+        episodes = dataset.iterate_episodes()
+        bar = tqdm(episodes, total=dataset.total_episodes, desc=f"load {dataset_id}", disable=not progress)
+        for index, episode in enumerate(bar):
             if "object_state" not in episode.infos:
                 raise ValueError(
                     f"dataset {dataset_id!r} has no infos['object_state']; recollect it with "
                     "`vlgor collect ... --overwrite` (object states are recorded since vlgor 0.2)"
                 )
-            images = episode.observations["image"]
-            steps = len(episode.actions)
-            t = np.arange(steps)
-            frames.append(images)
-            states.append(np.asarray(episode.infos["object_state"], dtype=np.float32))
-            current.append(offset + t)
-            future.append(offset + np.minimum(t + horizon, steps))
-            step_actions = np.asarray(episode.actions)
-            actions.append(step_actions)
-            ahead = np.minimum(t + horizon, steps - 1)
-            next_actions.append(step_actions[ahead])
-            valid.append(t + horizon < steps)
-            instructions.extend([_instruction(dataset, index)] * steps)
-            episodes.append(np.full(steps, episode_number))
-            offset += len(images)
-            pairs += steps
-            episode_number += 1
-            if max_transitions is not None and pairs >= max_transitions:
+            pairs.add(episode, _instruction(dataset, index))
+            if max_transitions is not None and pairs.pairs >= max_transitions:
                 break
-        if max_transitions is not None and pairs >= max_transitions:
+        if max_transitions is not None and pairs.pairs >= max_transitions:
             break
-    if not current:
+    if not pairs.pairs:
         raise ValueError(f"datasets {list(dataset_ids)} hold no transitions")
-    transitions = Transitions(
-        frames=np.concatenate(frames),
-        states=np.concatenate(states),
-        current=np.concatenate(current),
-        future=np.concatenate(future),
-        actions=np.concatenate(actions),
-        next_actions=np.concatenate(next_actions),
-        next_action_valid=np.concatenate(valid),
-        instructions=instructions,
-        episode=np.concatenate(episodes),
-    )
+    transitions = pairs.build()
     if max_transitions is not None and len(transitions) > max_transitions:
         transitions = transitions.subset(max_transitions)
     return transitions

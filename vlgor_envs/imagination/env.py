@@ -22,26 +22,19 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 import vlgor_envs  # noqa: F401  (registers the real envs)
-from vlgor_envs.clevr.detect import detect_balls
-from vlgor_envs.clevr.env import DISTURBANCE_PENALTY
-from vlgor_envs.clevr.predicates import goal_distance
+from vlgor_envs import registry
 from vlgor_envs.imagination.checkpoint import load_checkpoint, shipped_checkpoint
+from vlgor_envs.imagination.judges import ImaginedEpisode, Judge
 from vlgor_envs.imagination.model import (
     DEFAULT_FLOW_STEPS,
     DEFAULT_TEMPERATURE,
     WorldModel,
     check_temperature,
 )
-from vlgor_envs.language import clevr as clevr_language
-from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.encoder import default_text_encoder
 from vlgor_envs.language.goal import check_choice
-from vlgor_envs.metaworld.env import GOAL, HAND, OBJECT, OFFSET_GOAL_RADIUS
 
-REAL_ENV_IDS = {"clevr": "VLGOR-CLEVR-v0", "metaworld": "VLGOR-MetaWorld-v0"}
-SUCCESS_BONUS = 1.0
 _MAX_SEED = 2**31 - 1
-_CLEVR_MAX_STEPS = 50
 
 
 def real_env_seed(seed: int) -> int:
@@ -61,21 +54,6 @@ def _load_model(env: str, checkpoint: str | Path | None, device: str) -> WorldMo
     return model
 
 
-@dataclasses.dataclass
-class _Episode:
-    """One sub-env's episode: what the model and the goal predicate need."""
-
-    frame: np.ndarray
-    instruction: str
-    goal: Any
-    start: np.ndarray  # CLEVR: start ball centres; Meta-World: the goal position
-    positions: np.ndarray  # CLEVR: detected centres; Meta-World: predicted mover position
-    distance: float
-    generator: torch.Generator
-    steps: int = 0
-    max_steps: int = _CLEVR_MAX_STEPS
-
-
 class _Imagination:
     """The batched core both env classes share: real-env resets and one model call per step."""
 
@@ -90,7 +68,8 @@ class _Imagination:
         guidance: float,
         temperature: float,
     ) -> None:
-        self.env = check_choice("env", env, tuple(REAL_ENV_IDS))
+        self.env = check_choice("env", env, tuple(registry.ENTRIES))
+        self.judge: Judge = registry.load(registry.entry(env).imagination_judge)()
         self.model = _load_model(env, checkpoint, device)
         if horizon is not None and horizon != self.model.cfg.horizon:
             raise ValueError(
@@ -103,34 +82,17 @@ class _Imagination:
         self.split, self.flow_steps, self.device, self.guidance = split, flow_steps, device, guidance
         self.temperature = temperature
         self.image_size = self.model.cfg.image_size
-        self.real = gym.make(REAL_ENV_IDS[env], split=split, image_size=self.image_size)
+        self.real = gym.make(registry.entry(env).env_id, split=split, image_size=self.image_size)
         self.observation_space = self.real.observation_space
         self.action_space = self.real.action_space
 
-    def reset(self, seed: int, options: dict[str, Any] | None) -> tuple[_Episode, dict[str, Any]]:
+    def reset(self, seed: int, options: dict[str, Any] | None) -> tuple[ImaginedEpisode, dict[str, Any]]:
         observation, info = self.real.reset(seed=seed, options=options)
-        generator = torch.Generator().manual_seed(seed)
-        frame, instruction = observation["image"], observation["instruction"]
-        if self.env == "clevr":
-            start = info["start_positions"]
-            positions, _ = detect_balls(frame)
-            distance = goal_distance(info["goal"], positions, start)
-            episode = _Episode(frame, instruction, info["goal"], start, positions, distance, generator)
-        else:
-            task = metaworld_language.task_of(info["goal"])
-            goal_position, mover = info["state"][GOAL], self._mover(info["state"], task)
-            distance = float(np.linalg.norm(mover - goal_position))
-            episode = _Episode(frame, instruction, info["goal"], goal_position, mover, distance, generator)
-            episode.max_steps = task.max_steps
-        real_state = np.ravel(info["ball_positions"] if self.env == "clevr" else info["state"])
+        episode = self.judge.start(observation, info, torch.Generator().manual_seed(seed))
+        real_state = self.judge.real_state(info)
         return episode, self._info(episode, real_state[list(self.model.cfg.state_indices)], None, False)
 
-    @staticmethod
-    def _mover(state: np.ndarray, task: metaworld_language.MetaWorldTask) -> np.ndarray:
-        # The state head predicts the first 7 entries of the state: hand, gripper, object.
-        return np.asarray(state[HAND] if task.target == "gripper" else state[OBJECT], dtype=np.float64)
-
-    def step(self, episodes: list[_Episode], actions: np.ndarray) -> list[tuple[Any, ...]]:
+    def step(self, episodes: list[ImaginedEpisode], actions: np.ndarray) -> list[tuple[Any, ...]]:
         """Imagine one step of every episode; returns ``(reward, terminated, truncated, info)`` each."""
         model = self.model
         frames = torch.from_numpy(np.stack([e.frame for e in episodes])).to(self.device)
@@ -172,28 +134,13 @@ class _Imagination:
             (latent.latent_channels, latent.latent_size, latent.latent_size), generator=generator
         )
 
-    def _judge(self, episode: _Episode, predicted_state: np.ndarray) -> tuple[float, bool]:
-        before = episode.positions
-        if self.env == "clevr":
-            detected, seen = detect_balls(episode.frame)
-            # A ball the frame lost stays where it was last seen.
-            positions = np.where(seen[:, None], detected, before)
-            distance = goal_distance(episode.goal, positions, episode.start)
-            success = distance == 0.0
-            targets = clevr_language.target_balls(episode.goal)
-            others = [i for i, c in enumerate(clevr_language.COLOURS) if c not in targets]
-            disturbance = float(np.linalg.norm(positions[others] - before[others], axis=1).sum())
-            reward = episode.distance - distance + SUCCESS_BONUS * success - DISTURBANCE_PENALTY * disturbance
-        else:
-            task = metaworld_language.task_of(episode.goal)
-            positions = self._mover(predicted_state, task)
-            distance = float(np.linalg.norm(positions - episode.start))
-            success = distance <= OFFSET_GOAL_RADIUS
-            reward = float(np.exp(-distance / 0.1)) + SUCCESS_BONUS * success
-        episode.positions, episode.distance = positions, distance
+    def _judge(self, episode: ImaginedEpisode, predicted_state: np.ndarray) -> tuple[float, bool]:
+        reward, success = self.judge.score(episode, predicted_state)
         return float(reward), bool(success)
 
-    def _info(self, episode: _Episode, state: Any, imagined_action: Any, success: bool) -> dict[str, Any]:
+    def _info(
+        self, episode: ImaginedEpisode, state: Any, imagined_action: Any, success: bool
+    ) -> dict[str, Any]:
         info: dict[str, Any] = {
             "goal": episode.goal,
             "is_success": bool(success),
@@ -201,12 +148,9 @@ class _Imagination:
         }
         if imagined_action is not None:
             info["imagined_action"] = imagined_action
-        if self.env == "clevr":
-            info["ball_positions"] = episode.positions.copy()
-            info["start_positions"] = episode.start.copy()
-        return info
+        return {**info, **self.judge.describe(episode)}
 
-    def observation(self, episode: _Episode) -> dict[str, Any]:
+    def observation(self, episode: ImaginedEpisode) -> dict[str, Any]:
         return {"image": episode.frame.copy(), "instruction": episode.instruction}
 
     def close(self) -> None:
@@ -278,7 +222,7 @@ class ImaginedEnv(gym.Env[dict[str, Any], Any]):
         self.observation_space = self._core.observation_space
         self.action_space = self._core.action_space
         self.render_mode = render_mode
-        self._episode: _Episode | None = None
+        self._episode: ImaginedEpisode | None = None
 
     @property
     def model(self) -> WorldModel:
@@ -358,7 +302,7 @@ class ImaginedVectorEnv(VectorEnv[dict[str, Any], Any, Any]):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs = [np.random.default_rng() for _ in range(num_envs)]
-        self._episodes: list[_Episode] = []
+        self._episodes: list[ImaginedEpisode] = []
         self._done = np.zeros(num_envs, dtype=bool)
 
     def reset(
@@ -374,7 +318,7 @@ class ImaginedVectorEnv(VectorEnv[dict[str, Any], Any, Any]):
         if mask is not None and not self._episodes:
             raise RuntimeError("reset every env once before a partial reset with options['reset_mask']")
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        fresh: dict[int, _Episode] = {}
+        fresh: dict[int, ImaginedEpisode] = {}
         for i in range(self.num_envs):
             if mask is not None and not mask[i]:
                 continue

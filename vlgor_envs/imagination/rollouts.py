@@ -37,7 +37,7 @@ clipped to the action space). The rollouts run ``num_envs`` at a time in one
 :class:`~vlgor_envs.imagination.env.ImaginedVectorEnv` (one model call per step); a finished
 slot is reset with the next prompt through a partial reset (``options["reset_mask"]``).
 An episode is terminated when the goal predicate holds on the imagined outcome and truncated
-at the env's step limit (or ``max_steps``). ``keep_failures=False`` drops the rollouts that
+at the env's step limit (or ``max_steps``). ``drop_failures=True`` drops the rollouts that
 never reached their goal. The same arguments give the same dataset bit for bit; another
 ``num_envs`` batches the model differently, which can round a pixel differently.
 
@@ -76,24 +76,28 @@ from gymnasium import spaces
 from minari.data_collector.episode_buffer import EpisodeBuffer
 from tqdm import tqdm
 
+from vlgor_envs import registry
 from vlgor_envs.data.collect import (
-    ENVS,
     NAMESPACE,
     describe,
     make_expert,
     random_action,
     repack_hdf5,
-    staged_dataset,
 )
+from vlgor_envs.data.staging import staged_dataset
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
-from vlgor_envs.imagination.env import REAL_ENV_IDS, ImaginedVectorEnv, real_env_seed
-from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS, DEFAULT_TEMPERATURE, check_temperature
+from vlgor_envs.imagination.env import ImaginedVectorEnv, real_env_seed
+from vlgor_envs.imagination.model import (
+    DEFAULT_FLOW_STEPS,
+    DEFAULT_TEMPERATURE,
+    UNRECORDED_TEMPERATURE,
+    check_temperature,
+)
 from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
 from vlgor_envs.language.goal import Goal, check_choice
 
 #: Registered imagined env of each real env.
-IMAGINED_ENV_IDS: dict[str, str] = {"clevr": "VLGOR-Imagined-CLEVR", "metaworld": "VLGOR-Imagined-MetaWorld"}
 #: ``edits`` choices: both edit types, or one of them (the paper's Table 2 ablations).
 EDITS: tuple[str, ...] = ("both", "target", "behavior")
 FIRST_ACTIONS: tuple[str, ...] = ("expert", "random")
@@ -124,7 +128,7 @@ def imagined_dataset_id(env: str, split: str = "counterfactual", edits: str = "b
 
 def check_arguments(env: str, split: str, edits: str) -> None:
     """Raise ``ValueError`` naming the fix if :func:`imagine` cannot make ``(env, split, edits)``."""
-    check_choice("env", env, tuple(IMAGINED_ENV_IDS))
+    check_choice("env", env, tuple(registry.ENTRIES))
     check_choice("split", split, SPLITS)
     check_choice("edits", edits, EDITS)
     if edits != "both" and split != "counterfactual":
@@ -269,8 +273,8 @@ class _FirstActions:
         self.space, self.rng = space, rng
         self.real: gym.Env[Any, Any] | None = None
         if how == "expert":
-            self.real = gym.make(REAL_ENV_IDS[env], split=split, image_size=image_size)
-            self.expert = make_expert(ENVS[env][1])
+            self.real = gym.make(registry.entry(env).env_id, split=split, image_size=image_size)
+            self.expert = make_expert(env)
 
     def __call__(self, prompt: Prompt, image: np.ndarray) -> Any:
         if self.real is None:
@@ -288,274 +292,59 @@ class _FirstActions:
             self.real.close()
 
 
-def imagine(
-    env: str,
-    split: str = "counterfactual",
-    rollouts: int = 1000,
-    seed: int = 0,
-    edits: str = "both",
-    keep_failures: bool = True,
-    checkpoint: str | Path | None = None,
-    dataset_id: str | None = None,
-    overwrite: bool = False,
-    num_envs: int = 16,
-    flow_steps: int | None = None,
-    first_action: str = "expert",
-    max_steps: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    temperature: float = DEFAULT_TEMPERATURE,
-) -> minari.MinariDataset:
-    """Roll the imagination model out on counterfactual prompts and write a Minari dataset.
+@dataclasses.dataclass(frozen=True)
+class ImaginedMetadata:
+    """An imagined dataset's ``metadata["vlgor"]``: written by :func:`imagine`, read back by
+    :meth:`of`. Fields that older datasets lack read as their defaults."""
 
-    See the module docstring for how prompts, first actions and episodes are made.
+    env: str
+    split: str
+    rollouts: int
+    env_id: str = ""
+    real_env_id: str = ""
+    edits: str = "both"
+    policy: str = ""
+    first_action: str = "expert"
+    #: Always ``None``: imagined actions are the model's own (the field real datasets use).
+    noise: None = None
+    checkpoint: str = ""
+    checkpoint_shipped: bool = True
+    checkpoint_sha256: str | None = None
+    flow_steps: int = DEFAULT_FLOW_STEPS
+    temperature: float = UNRECORDED_TEMPERATURE
+    max_steps: int | None = None
+    seed: int = 0
+    rollout_seeds: str = ""
+    keep_failures: bool = True
+    episodes: int = 0
+    dropped: int = 0
+    steps: int = 0
+    successes: int = 0
+    imagined_successes: int = 0
+    imagined_success_rate: float = 0.0
+    kept_edits: dict[str, int] = dataclasses.field(default_factory=dict)
+    num_envs: int = 1
+    device: str = "cpu"
+    compression: str = _COMPRESSION
+    imagination_seconds: float = 0.0
 
-    Args:
-        env: ``"clevr"`` or ``"metaworld"``.
-        split: Where the goals come from: ``"counterfactual"`` (edits of train goals),
-            ``"rephrasing"``, ``"hard"`` or ``"train"`` (sampled from the split).
-        rollouts: Number of imagined rollouts; rollout ``k`` starts from reset seed ``seed + k``.
-        seed: Base seed of the starts, the prompts and random first actions.
-        edits: Counterfactual split only: ``"both"``, ``"target"`` (no behaviour edits; the
-            paper's "w/o behavior" ablation) or ``"behavior"`` ("w/o target").
-        keep_failures: Keep rollouts whose imagined outcome never reached the goal.
-        checkpoint: Imagination checkpoint folder; default the one shipped for ``env``.
-        dataset_id: Minari id; default :func:`imagined_dataset_id`.
-        overwrite: Replace an existing dataset of that id (only once the new one is done).
-        num_envs: Rollouts imagined together in one batched model call.
-        flow_steps: Euler steps per imagined frame; default the env's (2).
-        first_action: ``"expert"`` (scripted expert at the same real start) or ``"random"``.
-        max_steps: Truncate rollouts after this many steps (default: the env's limit, 50 for
-            CLEVR, the task's for Meta-World).
-        device: Torch device of the model.
-        progress: Show a tqdm progress bar over rollouts.
-        temperature: Scale of the flow's starting noise (0: deterministic frames).
-
-    Returns:
-        The dataset, loaded from its final location.
-
-    Raises:
-        ValueError: Bad arguments: ``edits`` other than ``"both"`` outside the counterfactual
-            split, target edits for Meta-World, non-positive counts, malformed id.
-        FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (names ``--overwrite``).
-        RuntimeError: ``keep_failures=False`` and no rollout reached its goal (nothing is written).
-    """
-    check_arguments(env, split, edits)
-    check_choice("first_action", first_action, FIRST_ACTIONS)
-    for name, value in (("rollouts", rollouts), ("num_envs", num_envs)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
-    flow_steps = DEFAULT_FLOW_STEPS if flow_steps is None else flow_steps
-    if flow_steps < 1:
-        raise ValueError(f"flow_steps must be >= 1, got {flow_steps}")
-    check_temperature(temperature)
-    folder = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(env)
-    dataset_id = dataset_id or imagined_dataset_id(env, split, edits)
-    prompts = imagined_prompts(env, split, rollouts, seed, edits)
-    env_kwargs: dict[str, Any] = {
-        "split": split,
-        "checkpoint": None if checkpoint is None else str(checkpoint),
-        "flow_steps": flow_steps,
-        "device": device,
-        "temperature": temperature,
-    }
-    start = time.perf_counter()
-    with staged_dataset(dataset_id, overwrite, command="imagine") as staging:
-        stats = _imagine_staged(
-            env,
-            env_kwargs,
-            dataset_id,
-            prompts,
-            keep_failures,
-            min(num_envs, rollouts),
-            first_action,
-            max_steps,
-            _generators(seed)[1],
-            progress,
-        )
-        data = staging / dataset_id / "data"
-        for path in data.glob("*.hdf5"):
-            repack_hdf5(path, _COMPRESSION)
-        minari.MinariDataset(data).storage.update_metadata(
-            {
-                "vlgor": {
-                    "env": env,
-                    "env_id": IMAGINED_ENV_IDS[env],
-                    "real_env_id": REAL_ENV_IDS[env],
-                    "split": split,
-                    "edits": edits,
-                    "policy": f"imagination model (first action: {first_action})",
-                    "first_action": first_action,
-                    "noise": None,
-                    "checkpoint": str(folder),
-                    "checkpoint_shipped": checkpoint is None,
-                    "checkpoint_sha256": checkpoint_digest(folder),
-                    "flow_steps": flow_steps,
-                    "temperature": temperature,
-                    "max_steps": max_steps,
-                    "seed": seed,
-                    "rollout_seeds": f"seed + k for rollout k in [0, {rollouts})",
-                    "rollouts": rollouts,
-                    "keep_failures": keep_failures,
-                    **stats,
-                    "num_envs": min(num_envs, rollouts),
-                    "device": device,
-                    "compression": _COMPRESSION,
-                    "imagination_seconds": round(time.perf_counter() - start, 3),
-                }
-            }
-        )
-    return minari.load_dataset(dataset_id)
-
-
-def _imagine_staged(
-    env: str,
-    env_kwargs: dict[str, Any],
-    dataset_id: str,
-    prompts: Sequence[Prompt],
-    keep_failures: bool,
-    num_envs: int,
-    first_action: str,
-    max_steps: int | None,
-    action_rng: np.random.Generator,
-    progress: bool,
-) -> dict[str, Any]:
-    """Imagine the rollouts into the current Minari root; returns counts for ``metadata["vlgor"]``."""
-    split = env_kwargs["split"]
-    vector = gym.make_vec(
-        IMAGINED_ENV_IDS[env], num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs
-    )
-    # The vector entry point is built unwrapped; its reset takes per-env seeds and a reset mask.
-    assert isinstance(vector, ImaginedVectorEnv)
-    space, observation_space = vector.single_action_space, vector.single_observation_space
-    assert isinstance(observation_space, spaces.Dict) and isinstance(observation_space["image"], spaces.Box)
-    image_size = observation_space["image"].shape[0]
-    first_actions = _FirstActions(env, first_action, split, space, image_size, action_rng)
-    # Minari takes the env spec (and spaces) from an env; this one is never stepped.
-    spec_env = gym.make(IMAGINED_ENV_IDS[env], **env_kwargs)
-    try:
-        with warnings.catch_warnings():
-            # Minari warns about every optional field left empty (author email, permalink, ...).
-            warnings.filterwarnings("ignore", message=r".*is set to None", category=UserWarning)
-            dataset = minari.create_dataset_from_buffers(
-                dataset_id,
-                [],
-                env=spec_env,
-                eval_env=dataclasses.replace(
-                    gym.spec(REAL_ENV_IDS[env]), kwargs={"split": split, "image_size": image_size}
-                ),
-                algorithm_name=f"imagination model, first action {first_action}",
-                author="vlgor",
-                description=(
-                    f"{len(prompts)} rollouts of the imagination model in {IMAGINED_ENV_IDS[env]} on "
-                    f"{split} prompts ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
-                    f"first action: {first_action}, then the model's own predicted actions. Images are "
-                    "lossless; each episode's metadata holds its instruction, split, goal (JSON), "
-                    "success, edit and source goal."
-                ),
-                data_format="hdf5",
-                jpeg_encoding=False,
-            )
-        storage = dataset.storage
-        queue = collections.deque(enumerate(prompts))
-        slots: list[_Rollout | None] = [None] * num_envs
-        done: dict[int, _Rollout] = {}
-        metadata: list[dict[str, Any]] = []
-        written = successes = steps = 0
-        kept_edits: collections.Counter[str] = collections.Counter()
-        bar = tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not progress)
-
-        def reset(slot: int, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
-            mask = np.zeros(num_envs, dtype=bool)
-            mask[slot] = True
-            seeds: list[int | None] = [None] * num_envs
-            seeds[slot] = prompt.seed
-            return vector.reset(seed=seeds, options={"reset_mask": mask, "goal": prompt.goal})
-
-        def begin(slot: int) -> None:
-            index, prompt = queue.popleft()
-            observation, info = reset(slot, prompt)
-            image = observation["image"][slot].copy()
-            slots[slot] = _Rollout(
-                index,
-                prompt,
-                observation["instruction"][slot],
-                _as_action(space, first_actions(prompt, image)),
-                [image],
-                [bool(info["is_success"][slot])],
-            )
-
-        # A partial reset needs every sub-env reset once; one goal for all keeps Meta-World to
-        # one scene. Each slot is then reset with its own prompt.
-        vector.reset(seed=prompts[0].seed, options={"goal": prompts[0].goal})
-        for slot in range(num_envs):
-            begin(slot)
-        idle = _as_action(space, np.zeros(space.shape) if isinstance(space, spaces.Box) else 0)
-        while any(rollout is not None for rollout in slots):
-            actions = [rollout.action if rollout is not None else idle for rollout in slots]
-            observation, rewards, terminated, truncated, info = vector.step(np.stack(actions))
-            for slot, rollout in enumerate(slots):
-                if rollout is None:
-                    continue
-                rollout.actions.append(rollout.action)
-                rollout.images.append(observation["image"][slot].copy())
-                rollout.successes.append(bool(info["is_success"][slot]))
-                rollout.rewards.append(float(rewards[slot]))
-                rollout.terminations.append(bool(terminated[slot]))
-                capped = max_steps is not None and len(rollout.actions) >= max_steps
-                rollout.truncations.append(bool(truncated[slot]) or (capped and not terminated[slot]))
-                if not (rollout.terminations[-1] or rollout.truncations[-1]):
-                    rollout.action = _as_action(space, info["imagined_action"][slot])
-                    continue
-                done[rollout.index] = rollout
-                slots[slot] = None
-                successes += rollout.terminations[-1]
-                bar.update(1)
-                bar.set_postfix(success=f"{successes / (len(done) + written):.2f}")
-                if queue:
-                    begin(slot)
-                else:
-                    # Idle until the others finish: reset with a known prompt rather than
-                    # autoreset to a sampled goal (a new Meta-World scene to build).
-                    reset(slot, rollout.prompt)
-            # Rollouts are written in prompt order as soon as all earlier ones are done.
-            while written in done:
-                rollout = done.pop(written)
-                written += 1
-                if keep_failures or rollout.terminations[-1]:
-                    storage.update_episodes([rollout.episode()])
-                    metadata.append(rollout.metadata(split))
-                    kept_edits[rollout.prompt.edit] += 1
-                    steps += len(rollout.actions)
-        bar.close()
-        if not metadata:
-            raise RuntimeError(
-                f"none of the {len(prompts)} imagined rollouts reached its goal, so keep_failures=False "
-                "left nothing to write; imagine more rollouts or keep the failures"
-            )
-        storage.update_episode_metadata(metadata)
-    finally:
-        spec_env.close()
-        first_actions.close()
-        vector.close()
-    return {
-        "episodes": len(metadata),
-        "dropped": len(prompts) - len(metadata),
-        "steps": steps,
-        "successes": sum(bool(m["success"]) for m in metadata),
-        "imagined_successes": successes,
-        "imagined_success_rate": successes / len(prompts),
-        "kept_edits": dict(sorted(kept_edits.items())),
-    }
+    @classmethod
+    def of(cls, dataset: minari.MinariDataset | str) -> ImaginedMetadata:
+        """The record of an imagined dataset (an id or a loaded dataset)."""
+        loaded = minari.load_dataset(dataset) if isinstance(dataset, str) else dataset
+        raw = loaded.storage.metadata.get("vlgor") or {}
+        if "imagined_success_rate" not in raw:
+            raise ValueError(f"{loaded.id} is not an imagined vlgor dataset (`vlgor imagine` makes one)")
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in raw.items() if key in known})
 
 
 @dataclasses.dataclass
-class ImagineArgs:
-    """Write an imagined Minari dataset: counterfactual prompts rolled out by the imagination model."""
+class ImagineConfig:
+    """Write an imagined Minari dataset: counterfactual prompts rolled out by the imagination model.
+
+    ``vlgor imagine`` parses this and :func:`imagine` takes it.
+    """
 
     env: Literal["clevr", "metaworld"]
     """Which environment's imagination model."""
@@ -566,7 +355,8 @@ class ImagineArgs:
     edits: Literal["both", "target", "behavior"] = "both"
     """Counterfactual edits: both, or only target / only behaviour (the paper's Table 2 ablations)."""
     drop_failures: bool = False
-    """Drop rollouts whose imagined outcome never reached the goal."""
+    """Drop rollouts whose imagined outcome never reached the goal (if none did, nothing is
+    written and a RuntimeError says so)."""
     checkpoint: Path | None = None
     """Imagination checkpoint folder; default the shipped one."""
     dataset_id: str | None = None
@@ -589,34 +379,300 @@ class ImagineArgs:
     """Torch device of the model."""
     threads: int | None = None
     """torch intra-op threads (default: torch's choice)."""
+    progress: bool = True
+    """Show a progress bar over rollouts."""
 
 
-def imagine_command(args: tyro.conf.OmitArgPrefixes[ImagineArgs]) -> None:
-    """Roll the imagination model out on counterfactual prompts into a Minari dataset."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset = imagine(
-        args.env,
-        args.split,
-        args.rollouts,
-        args.seed,
-        edits=args.edits,
-        keep_failures=not args.drop_failures,
-        checkpoint=args.checkpoint,
-        dataset_id=args.dataset_id,
-        overwrite=args.overwrite,
-        num_envs=args.num_envs,
-        flow_steps=args.flow_steps,
-        temperature=args.temperature,
-        first_action=args.first_action,
-        max_steps=args.max_steps,
-        device=args.device,
+def _check(config: ImagineConfig) -> None:
+    check_arguments(config.env, config.split, config.edits)
+    check_choice("first_action", config.first_action, FIRST_ACTIONS)
+    for name in ("rollouts", "num_envs"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {config.seed}")
+    if config.max_steps is not None and config.max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 or None, got {config.max_steps}")
+    if config.flow_steps is not None and config.flow_steps < 1:
+        raise ValueError(f"flow_steps must be >= 1, got {config.flow_steps}")
+    check_temperature(config.temperature)
+
+
+def imagine(config: ImagineConfig) -> minari.MinariDataset:
+    """Roll the imagination model out on counterfactual prompts and write a Minari dataset.
+
+    See the module docstring for how prompts, first actions and episodes are made, and
+    :class:`ImagineConfig` for the settings.
+
+    Returns:
+        The dataset, loaded from its final location.
+
+    Raises:
+        ValueError: Bad settings: ``edits`` other than ``"both"`` outside the counterfactual
+            split, target edits for Meta-World, non-positive counts, malformed id.
+        FileExistsError: ``dataset_id`` exists and ``overwrite`` is false (names ``--overwrite``).
+        RuntimeError: ``drop_failures`` and no rollout reached its goal (nothing is written).
+    """
+    _check(config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    flow_steps = DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps
+    folder = Path(config.checkpoint) if config.checkpoint is not None else shipped_checkpoint(config.env)
+    dataset_id = config.dataset_id or imagined_dataset_id(config.env, config.split, config.edits)
+    prompts = imagined_prompts(config.env, config.split, config.rollouts, config.seed, config.edits)
+    env_kwargs: dict[str, Any] = {
+        "split": config.split,
+        "checkpoint": None if config.checkpoint is None else str(config.checkpoint),
+        "flow_steps": flow_steps,
+        "device": config.device,
+        "temperature": config.temperature,
+    }
+    num_envs = min(config.num_envs, config.rollouts)
+    start = time.perf_counter()
+    with staged_dataset(dataset_id, config.overwrite, command="imagine") as staging:
+        stats = _imagine_staged(
+            config.env,
+            env_kwargs,
+            dataset_id,
+            prompts,
+            not config.drop_failures,
+            config.first_action,
+            config.max_steps,
+            _generators(config.seed)[1],
+            config.progress,
+            num_envs,
+        )
+        data = staging / dataset_id / "data"
+        for path in data.glob("*.hdf5"):
+            repack_hdf5(path, _COMPRESSION)
+        record = ImaginedMetadata(
+            env=config.env,
+            env_id=registry.entry(config.env).imagined_env_id,
+            real_env_id=registry.entry(config.env).env_id,
+            split=config.split,
+            edits=config.edits,
+            policy=f"imagination model (first action: {config.first_action})",
+            first_action=config.first_action,
+            checkpoint=str(folder),
+            checkpoint_shipped=config.checkpoint is None,
+            checkpoint_sha256=checkpoint_digest(folder),
+            flow_steps=flow_steps,
+            temperature=config.temperature,
+            max_steps=config.max_steps,
+            seed=config.seed,
+            rollout_seeds=f"seed + k for rollout k in [0, {config.rollouts})",
+            rollouts=config.rollouts,
+            keep_failures=not config.drop_failures,
+            **stats,
+            num_envs=num_envs,
+            device=config.device,
+            compression=_COMPRESSION,
+            imagination_seconds=round(time.perf_counter() - start, 3),
+        )
+        minari.MinariDataset(data).storage.update_metadata({"vlgor": dataclasses.asdict(record)})
+    return minari.load_dataset(dataset_id)
+
+
+def _empty_dataset(
+    env: str, env_kwargs: dict[str, Any], dataset_id: str, prompts: int, first_action: str, image_size: int
+) -> minari.MinariDataset:
+    """The Minari dataset the rollouts are written into, with its spec and description."""
+    split, imagined_id = env_kwargs["split"], registry.entry(env).imagined_env_id
+    # Minari takes the env spec (and spaces) from an env; this one is never stepped.
+    spec_env = gym.make(imagined_id, **env_kwargs)
+    try:
+        with warnings.catch_warnings():
+            # Minari warns about every optional field left empty (author email, permalink, ...).
+            warnings.filterwarnings("ignore", message=r".*is set to None", category=UserWarning)
+            return minari.create_dataset_from_buffers(
+                dataset_id,
+                [],
+                env=spec_env,
+                eval_env=dataclasses.replace(
+                    gym.spec(registry.entry(env).env_id), kwargs={"split": split, "image_size": image_size}
+                ),
+                algorithm_name=f"imagination model, first action {first_action}",
+                author="vlgor",
+                description=(
+                    f"{prompts} rollouts of the imagination model in {imagined_id} on "
+                    f"{split} prompts ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
+                    f"first action: {first_action}, then the model's own predicted actions. Images are "
+                    "lossless; each episode's metadata holds its instruction, split, goal (JSON), "
+                    "success, edit and source goal."
+                ),
+                data_format="hdf5",
+                jpeg_encoding=False,
+            )
+    finally:
+        spec_env.close()
+
+
+class _Slots:
+    """Rollouts imagined ``num_envs`` at a time: a finished slot takes the next prompt."""
+
+    def __init__(
+        self,
+        vector: ImaginedVectorEnv,
+        prompts: Sequence[Prompt],
+        first_actions: _FirstActions,
+        max_steps: int | None,
+    ) -> None:
+        self.vector, self.first_actions, self.max_steps = vector, first_actions, max_steps
+        self.space = vector.single_action_space
+        self.queue = collections.deque(enumerate(prompts))
+        self.slots: list[_Rollout | None] = [None] * vector.num_envs
+        self.idle = _as_action(
+            self.space, np.zeros(self.space.shape) if isinstance(self.space, spaces.Box) else 0
+        )
+        # A partial reset needs every sub-env reset once; one goal for all keeps Meta-World to
+        # one scene. Each slot is then reset with its own prompt.
+        vector.reset(seed=prompts[0].seed, options={"goal": prompts[0].goal})
+        for slot in range(vector.num_envs):
+            self._begin(slot)
+
+    def _reset(self, slot: int, prompt: Prompt) -> tuple[dict[str, Any], dict[str, Any]]:
+        mask = np.zeros(self.vector.num_envs, dtype=bool)
+        mask[slot] = True
+        seeds: list[int | None] = [None] * self.vector.num_envs
+        seeds[slot] = prompt.seed
+        return self.vector.reset(seed=seeds, options={"reset_mask": mask, "goal": prompt.goal})
+
+    def _begin(self, slot: int) -> None:
+        index, prompt = self.queue.popleft()
+        observation, info = self._reset(slot, prompt)
+        image = observation["image"][slot].copy()
+        action = _as_action(self.space, self.first_actions(prompt, image))
+        success = bool(info["is_success"][slot])
+        self.slots[slot] = _Rollout(
+            index, prompt, observation["instruction"][slot], action, [image], [success]
+        )
+
+    def running(self) -> bool:
+        return any(rollout is not None for rollout in self.slots)
+
+    def step(self) -> list[_Rollout]:
+        """One model call for every slot; returns the rollouts that finished."""
+        actions = [rollout.action if rollout is not None else self.idle for rollout in self.slots]
+        observation, rewards, terminated, truncated, info = self.vector.step(np.stack(actions))
+        finished = []
+        for slot, rollout in enumerate(self.slots):
+            if rollout is None:
+                continue
+            rollout.actions.append(rollout.action)
+            rollout.images.append(observation["image"][slot].copy())
+            rollout.successes.append(bool(info["is_success"][slot]))
+            rollout.rewards.append(float(rewards[slot]))
+            rollout.terminations.append(bool(terminated[slot]))
+            capped = self.max_steps is not None and len(rollout.actions) >= self.max_steps
+            rollout.truncations.append(bool(truncated[slot]) or (capped and not terminated[slot]))
+            if not (rollout.terminations[-1] or rollout.truncations[-1]):
+                rollout.action = _as_action(self.space, info["imagined_action"][slot])
+                continue
+            finished.append(rollout)
+            self.slots[slot] = None
+            if self.queue:
+                self._begin(slot)
+            else:
+                # Idle until the others finish: reset with a known prompt rather than
+                # autoreset to a sampled goal (a new Meta-World scene to build).
+                self._reset(slot, rollout.prompt)
+        return finished
+
+
+class _OrderedWriter:
+    """Writes finished rollouts in prompt order, as soon as all earlier ones are done."""
+
+    def __init__(self, dataset: minari.MinariDataset, split: str, keep_failures: bool) -> None:
+        self.storage, self.split, self.keep_failures = dataset.storage, split, keep_failures
+        self.done: dict[int, _Rollout] = {}
+        self.metadata: list[dict[str, Any]] = []
+        self.written = self.steps = 0
+        self.kept_edits: collections.Counter[str] = collections.Counter()
+
+    def add(self, rollout: _Rollout) -> None:
+        self.done[rollout.index] = rollout
+        while self.written in self.done:
+            first = self.done.pop(self.written)
+            self.written += 1
+            if self.keep_failures or first.terminations[-1]:
+                self.storage.update_episodes([first.episode()])
+                self.metadata.append(first.metadata(self.split))
+                self.kept_edits[first.prompt.edit] += 1
+                self.steps += len(first.actions)
+
+    def finish(self, prompts: int) -> None:
+        """Write the episodes' metadata; raise if every rollout was dropped."""
+        if not self.metadata:
+            raise RuntimeError(
+                f"none of the {prompts} imagined rollouts reached its goal, so drop_failures=True "
+                "left nothing to write; imagine more rollouts or keep the failures"
+            )
+        self.storage.update_episode_metadata(self.metadata)
+
+
+def _imagine_staged(
+    env: str,
+    env_kwargs: dict[str, Any],
+    dataset_id: str,
+    prompts: Sequence[Prompt],
+    keep_failures: bool,
+    first_action: str,
+    max_steps: int | None,
+    action_rng: np.random.Generator,
+    progress: bool,
+    num_envs: int,
+) -> dict[str, Any]:
+    """Imagine the rollouts into the current Minari root; returns counts for ``metadata["vlgor"]``."""
+    vector = gym.make_vec(
+        registry.entry(env).imagined_env_id,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        **env_kwargs,
     )
-    ours = dataset.storage.metadata["vlgor"]
+    # The vector entry point is built unwrapped; its reset takes per-env seeds and a reset mask.
+    assert isinstance(vector, ImaginedVectorEnv)
+    observation_space = vector.single_observation_space
+    assert isinstance(observation_space, spaces.Dict) and isinstance(observation_space["image"], spaces.Box)
+    image_size = observation_space["image"].shape[0]
+    split = env_kwargs["split"]
+    first_actions = _FirstActions(
+        env, first_action, split, vector.single_action_space, image_size, action_rng
+    )
+    try:
+        dataset = _empty_dataset(env, env_kwargs, dataset_id, len(prompts), first_action, image_size)
+        writer = _OrderedWriter(dataset, split, keep_failures)
+        slots = _Slots(vector, prompts, first_actions, max_steps)
+        successes = finished = 0
+        with tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not progress) as bar:
+            while slots.running():
+                for rollout in slots.step():
+                    successes, finished = successes + rollout.terminations[-1], finished + 1
+                    writer.add(rollout)
+                    bar.update(1)
+                    bar.set_postfix(success=f"{successes / finished:.2f}")
+        writer.finish(len(prompts))
+    finally:
+        first_actions.close()
+        vector.close()
+    return {
+        "episodes": len(writer.metadata),
+        "dropped": len(prompts) - len(writer.metadata),
+        "steps": writer.steps,
+        "successes": sum(bool(m["success"]) for m in writer.metadata),
+        "imagined_successes": successes,
+        "imagined_success_rate": successes / len(prompts),
+        "kept_edits": dict(sorted(writer.kept_edits.items())),
+    }
+
+
+def imagine_command(config: tyro.conf.OmitArgPrefixes[ImagineConfig]) -> None:
+    """Roll the imagination model out on counterfactual prompts into a Minari dataset."""
+    dataset = imagine(config)
+    ours = ImaginedMetadata.of(dataset)
     summary = describe(dataset.id)
     print(
         f"wrote {dataset.id}: {summary['episodes']} episodes, {summary['steps']} steps, imagined success "
-        f"rate {ours['imagined_success_rate']:.3f} ({ours['imagined_successes']}/{ours['rollouts']} "
-        f"rollouts reached their goal, {ours['dropped']} dropped), {summary['bytes'] / 1e6:.1f} MB "
+        f"rate {ours.imagined_success_rate:.3f} ({ours.imagined_successes}/{ours.rollouts} "
+        f"rollouts reached their goal, {ours.dropped} dropped), {summary['bytes'] / 1e6:.1f} MB "
         f"at {summary['path']}"
     )

@@ -37,6 +37,7 @@ from vlgor_envs.imagination.checkpoint import (
     atomic_folder,
     load_checkpoint,
     load_state,
+    read_config,
     read_weights,
     write_checkpoint_files,
 )
@@ -239,6 +240,58 @@ def _fit_state_statistics(model: WorldModel, data: Transitions) -> None:
     model.state_std.copy_(states.std(dim=0).clamp(min=1e-3))
 
 
+def _autoencoder_phase(
+    model: WorldModel,
+    data: Transitions,
+    out: Path,
+    schedule: Schedule,
+    seed: int,
+    resume: bool,
+    checkpoint_every: int,
+    progress: bool,
+    autoencoder_from: str | Path | None,
+) -> list[dict[str, float]]:
+    """Give ``model`` a trained autoencoder and fitted statistics: another checkpoint's, the
+    saved state's (a run resumed in its dynamics phase), or trained here; returns the logs."""
+    device = next(model.parameters()).device
+    frames = torch.from_numpy(data.frames)
+
+    def autoencoder_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = np.random.default_rng([seed, step])
+        rows = torch.from_numpy(rng.integers(len(frames), size=schedule.batch_size))
+        return model.autoencoder.loss(frames[rows].to(device))
+
+    if autoencoder_from is not None:
+        donor, _ = load_checkpoint(autoencoder_from)
+        if donor.cfg.autoencoder != model.cfg.autoencoder:
+            raise ValueError(
+                f"the autoencoder of {autoencoder_from} has config {donor.cfg.autoencoder}, "
+                f"not {model.cfg.autoencoder}"
+            )
+        model.autoencoder.load_state_dict(donor.autoencoder.state_dict())
+        _fit_state_statistics(model, data)
+        return []
+    if resume and _saved_phase(out) == "dynamics":
+        # The saved state carries the trained autoencoder and the fitted statistics.
+        _restore_model(out, model)
+        return []
+    logs = _run_phase(
+        "autoencoder",
+        out,
+        model,
+        list(model.autoencoder.parameters()),
+        schedule,
+        autoencoder_loss,
+        resume,
+        checkpoint_every,
+        progress,
+    )
+    sample = np.random.default_rng(seed).choice(len(frames), size=min(4096, len(frames)), replace=False)
+    model.autoencoder.fit_latent_statistics(frames[torch.from_numpy(np.sort(sample))].to(device))
+    _fit_state_statistics(model, data)
+    return logs
+
+
 def pretrain(
     datasets: Sequence[str],
     out: str | Path,
@@ -266,43 +319,10 @@ def pretrain(
     model = WorldModel(cfg).to(device)
     data = load_transitions(datasets, cfg.horizon, max_transitions=max_transitions, progress=progress)
     started = time.perf_counter()
-    frames = torch.from_numpy(data.frames)
-    autoencoder_params = list(model.autoencoder.parameters())
-
-    def autoencoder_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng = np.random.default_rng([seed, step])
-        rows = torch.from_numpy(rng.integers(len(frames), size=autoencoder.batch_size))
-        return model.autoencoder.loss(frames[rows].to(device))
-
-    autoencoder_logs: list[dict[str, float]] = []
-    if autoencoder_from is not None:
-        donor, _ = load_checkpoint(autoencoder_from)
-        if donor.cfg.autoencoder != cfg.autoencoder:
-            raise ValueError(
-                f"the autoencoder of {autoencoder_from} has config {donor.cfg.autoencoder}, "
-                f"not {cfg.autoencoder}"
-            )
-        model.autoencoder.load_state_dict(donor.autoencoder.state_dict())
-        _fit_state_statistics(model, data)
-    elif resume and _saved_phase(out) == "dynamics":
-        # The saved state carries the trained autoencoder and the fitted statistics.
-        _restore_model(out, model)
-    else:
-        autoencoder_logs = _run_phase(
-            "autoencoder",
-            out,
-            model,
-            autoencoder_params,
-            autoencoder,
-            autoencoder_loss,
-            resume,
-            checkpoint_every,
-            progress,
-        )
-        sample = np.random.default_rng(seed).choice(len(frames), size=min(4096, len(frames)), replace=False)
-        model.autoencoder.fit_latent_statistics(frames[torch.from_numpy(np.sort(sample))].to(device))
-        _fit_state_statistics(model, data)
-    for parameter in autoencoder_params:
+    autoencoder_logs = _autoencoder_phase(
+        model, data, out, autoencoder, seed, resume, checkpoint_every, progress, autoencoder_from
+    )
+    for parameter in model.autoencoder.parameters():
         parameter.requires_grad_(False)
     world_params = [p for n, p in model.named_parameters() if not n.startswith("autoencoder.")]
     batches = _Batches(model, data, with_text=False, progress=progress)
@@ -336,10 +356,10 @@ def _finish(
 ) -> Path:
     model.to("cpu")
     with atomic_folder(out) as staging:
-        write_checkpoint_files(staging, model, record)
-        if adapter is not None:
+        if adapter is not None:  # first: the config written last records their digests
             save_file(adapter["weights"], str(staging / ADAPTER_FILE))
             (staging / ADAPTER_CONFIG_FILE).write_text(json.dumps(adapter["config"], indent=2) + "\n")
+        write_checkpoint_files(staging, model, record)
     shutil.rmtree(_state_folder(out), ignore_errors=True)
     return out
 
@@ -375,6 +395,7 @@ def load_adapter(base: WorldModel, folder: str | Path) -> Any:
     ``merge_and_unload()`` on the result gives the model saved merged in ``folder``.
     """
     folder = Path(folder)
+    read_config(folder)  # verifies the adapter's files against their digests
     config = json.loads((folder / ADAPTER_CONFIG_FILE).read_text())
     weights = read_weights(folder, ADAPTER_FILE)
     heads = {k.removeprefix("heads."): v for k, v in weights.items() if k.startswith("heads.")}

@@ -37,6 +37,18 @@ def _segment_distance(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> 
     return float(np.linalg.norm(point - (start + t * direction)))
 
 
+def mover_position(state: np.ndarray, task: language.MetaWorldTask) -> np.ndarray:
+    """Where the part that must reach an offset goal is: the hand, or the object."""
+    return np.asarray(state[HAND] if task.target == "gripper" else state[OBJECT], dtype=np.float64)
+
+
+def offset_goal_score(mover: np.ndarray, goal: np.ndarray) -> tuple[float, bool]:
+    """Dense reward in [0, 1] and success of an offset-goal task: the mover within
+    :data:`OFFSET_GOAL_RADIUS` of the goal. The imagined env scores its predictions with it too."""
+    distance = float(np.linalg.norm(mover - goal))
+    return float(np.exp(-distance / 0.1)), distance <= OFFSET_GOAL_RADIUS
+
+
 class _Scene:
     """One Meta-World env, seeded by us, rendered by our own free camera."""
 
@@ -236,7 +248,7 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
             raise RuntimeError("call reset() before step()")
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (4,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"action must be 4 finite numbers in [-1, 1], got {action!r}")
+            raise ValueError(f"action must be 4 finite numbers (clipped to [-1, 1]), got {action!r}")
         state, native_reward, _, _, native_info = self.scene.step(np.clip(action, -1.0, 1.0))
         self._state = self._with_goal(np.asarray(state, dtype=np.float64))
         self._steps += 1
@@ -273,9 +285,7 @@ class MetaWorldLanguageEnv(gym.Env[dict[str, Any], np.ndarray]):
         assert self.task is not None
         behavior = self.task.behavior
         if np.any(self.task.goal_offset):
-            mover = HAND if self.task.target == "gripper" else OBJECT
-            distance = float(np.linalg.norm(self._state[mover] - self._state[GOAL]))
-            return float(np.exp(-distance / 0.1)), distance <= OFFSET_GOAL_RADIUS
+            return offset_goal_score(mover_position(self._state, self.task), self._state[GOAL])
         if behavior == "reach:straight_line":
             deviation = _segment_distance(self._state[HAND], self._start_hand, self._state[GOAL])
             self._max_deviation = max(self._max_deviation, deviation)

@@ -24,7 +24,8 @@ from rliable import metrics
 
 from agents import evaluate
 from agents.evaluate import EvaluationResult
-from vlgor_envs.data.collect import ENVS, make_expert, random_action
+from vlgor_envs import registry
+from vlgor_envs.data.collect import make_expert, random_action
 
 #: The table's columns: held-out start states of the train goals, then the unseen splits. Their
 #: order fixes the evaluation seeds.
@@ -71,7 +72,7 @@ def evaluate_blocks(
     for split in splits:
         result = evaluate(
             policy,
-            ENVS[env][0],
+            registry.entry(env).env_id,
             split,
             episodes,
             seed=block_seed(TABLE_SPLITS.index(split), checkpoint, episodes),
@@ -87,7 +88,7 @@ class RandomPolicy:
     """Uniform random actions of ``env``'s action space, drawn from ``seed``."""
 
     def __init__(self, env: str, seed: int) -> None:
-        made = gym.make(ENVS[env][0])
+        made = gym.make(registry.entry(env).env_id)
         self.space = made.action_space
         made.close()
         self.rng = np.random.default_rng(seed)
@@ -100,7 +101,7 @@ def reference_policy(env: str, reference: str, seed: int) -> tuple[Callable[...,
     """The ``"random"`` or ``"expert"`` policy of ``env``, and whether it reads ``info``."""
     if reference == "random":
         return RandomPolicy(env, seed), False
-    expert = make_expert(ENVS[env][1])
+    expert = make_expert(env)
 
     def act(_observation: dict[str, Any], info: dict[str, Any]) -> Any:
         return expert.act(info)
