@@ -181,7 +181,7 @@ def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -
             body runs and again before the rename), or another process is writing it; the
             message names ``vlgor <command>`` or that process.
     """
-    dataset_namespace(dataset_id)  # a malformed id fails before anything runs
+    namespace = dataset_namespace(dataset_id)  # a malformed id fails before anything runs
     root = datasets_root()
     root.mkdir(parents=True, exist_ok=True)
     report_recovery(root)
@@ -193,12 +193,14 @@ def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -
         try:
             with _minari_root(staging):
                 yield staging
-            _move_into_place(staging, dataset_id, overwrite, command)
+            _move_into_place(staging, dataset_id, namespace, overwrite, command)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _move_into_place(staging: Path, dataset_id: str, overwrite: bool, command: str) -> None:
+def _move_into_place(
+    staging: Path, dataset_id: str, namespace: str | None, overwrite: bool, command: str
+) -> None:
     """Rename the staged dataset into place, moving an existing one to ``replaced/`` first."""
     final = staging.parent / dataset_id
     replaced = staging / "replaced"
@@ -207,7 +209,6 @@ def _move_into_place(staging: Path, dataset_id: str, overwrite: bool, command: s
             raise exists_error(dataset_id, command)
         final.rename(replaced)
     try:
-        namespace = dataset_namespace(dataset_id)
         if namespace is not None:
             _ensure_namespace(namespace)
         final.parent.mkdir(parents=True, exist_ok=True)
