@@ -49,6 +49,7 @@ from vlgor_envs.data.d3rlpy_bridge import batch_counts, instruction_examples, mi
 from vlgor_envs.language import Goal, instruction_encoder
 from vlgor_envs.language.encoder import InstructionEncoder
 from vlgor_envs.quiet import plain_logs_off_terminal
+from vlgor_envs.registry import EnvName
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -202,7 +203,7 @@ class TrainConfig:
 
     run_dir: Path
     """Output folder: config.json, d3rlpy logs, model_<step>.d3 checkpoints, model.d3, metrics."""
-    env: Literal["clevr", "metaworld"] | None = None
+    env: EnvName | None = None
     """Environment to evaluate in and of the default data; default the real datasets' (clevr
     when `real` is empty)."""
     algo: str | None = None

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import tyro
 
 from benchmarks.report import load_result, markdown_table, provenance, write_result
+from vlgor_envs.registry import EnvName
 
 NAME = "learner_pilot"
 SPLITS = ("train", "rephrasing")
@@ -28,7 +29,7 @@ EVAL_SEED = 3_000_000
 
 @dataclass
 class Args:
-    env: Literal["clevr", "metaworld"] = "clevr"
+    env: EnvName = "clevr"
     encoder: Literal["paper", "film"] = "film"
     """Policy encoder: the paper's network or the FiLM network with keypoints."""
     text: Literal["default", "sentence", "slots"] = "default"

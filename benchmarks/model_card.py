@@ -37,6 +37,25 @@ vlgor imagination finetune --env metaworld --base out/imagination/metaworld-pret
     --out vlgor_envs/imagination/checkpoints/metaworld --steps 1500 --threads 1""",
 }
 
+#: What each departure from a plain flow-matching world model fixed, measured on CLEVR while
+#: the recipe was built (``WorldModelConfig``'s defaults).
+RECIPE_NOTES = {
+    "clevr": (
+        "`readout_channels=8`: without per-token features the state head stayed at the mean "
+        "(normalised MSE 0.98 after 1,155 pretraining steps).",
+        "`flow_source=\"current\"`: from pure noise, 2,200 pretraining steps only learned to copy the "
+        "current frame.",
+        "`change_weight=10`: a pushed ball changes about 8% of the latent cells, so unweighted the "
+        "loss is nearly all about copying the rest.",
+        "`change_weight` with `condition_generation=True`: the pushed ball's one-step error fell from "
+        "0.067 (copying, where the model stayed without them) to 0.016 arena units after 5,000 steps.",
+    ),
+    "metaworld": (
+        "Trained before CLEVR's recipe: flow from noise, no change weight, no readout features "
+        "(its registry entry's `model_recipe`).",
+    ),
+}
+
 
 def _figures(env: str) -> dict[str, Any] | None:
     path = RESULTS_DIR / f"{FIDELITY}.json"
@@ -97,6 +116,10 @@ def card(env: str) -> str:
             for number, tuned in enumerate(passes, start=1)
         ),
         "- Machine: 2 CPU cores (torch threads as in the commands).",
+        "",
+        "## Why this recipe",
+        "",
+        *(f"- {note}" for note in RECIPE_NOTES[env]),
         "",
         "## Metrics",
         "",

@@ -31,7 +31,6 @@ from vlgor_envs.imagination.rollouts import (
     imagine_command,
     imagined_dataset_id,
     imagined_prompts,
-    metaworld_source,
 )
 from vlgor_envs.language import clevr as clevr_language
 from vlgor_envs.language import metaworld as metaworld_language
@@ -169,7 +168,7 @@ def test_rephrasing_and_hard_sample_their_split_without_edits() -> None:
 @pytest.mark.parametrize(
     ("env", "split", "edits", "message"),
     [
-        ("metaworld", "counterfactual", "target", "Meta-World has no counterfactual target edits"),
+        ("metaworld", "counterfactual", "target", "metaworld has no counterfactual target edits"),
         ("clevr", "rephrasing", "target", "counterfactual split only"),
         ("clevr", "hard", "behavior", "counterfactual split only"),
     ],
@@ -181,7 +180,7 @@ def test_edits_that_do_not_exist_are_refused(env: str, split: str, edits: str, m
 
 def test_metaworld_counterfactual_sources_are_train_tasks_of_the_same_target() -> None:
     for goal in metaworld_language.split_goals("counterfactual"):
-        source = metaworld_source(goal)
+        source = metaworld_language.train_source(goal)
         assert metaworld_language.task_of(source).split == "train"
         assert source.target == goal.target and source.behavior != goal.behavior
 
@@ -192,7 +191,7 @@ def test_metaworld_imagined_dataset() -> None:
     for meta in _episode_metadata(dataset):
         goal, source = Goal.from_json(meta["goal"]), Goal.from_json(meta["source_goal"])
         assert meta["edit"] == "behavior" and metaworld_language.task_of(goal).split == "counterfactual"
-        assert source == metaworld_source(goal)
+        assert source == metaworld_language.train_source(goal)
     assert to_d3rlpy(dataset).transition_count == dataset.total_steps
 
 

@@ -11,14 +11,14 @@ import importlib
 import os
 import signal
 import sys
-from collections import Counter
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import tyro
 
-from vlgor_envs.language import Goal, clevr, metaworld
+from vlgor_envs.language import language_of
+from vlgor_envs.registry import EnvName
 
 #: Each subcommand's module, function and summary (the start of the function's docstring). A
 #: command imports only its own module, and `vlgor --help` none: all of them together load
@@ -58,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 class SplitsArgs:
     """Print each split's size and example instructions."""
 
-    env: tyro.conf.Positional[Literal["clevr", "metaworld"]]
+    env: tyro.conf.Positional[EnvName]
     """Which environment's language."""
     examples: int = 3
     """How many example instructions to print per split."""
@@ -68,30 +68,12 @@ class SplitsArgs:
 
 def splits(args: tyro.conf.OmitArgPrefixes[SplitsArgs]) -> None:
     """Print each split's size and example instructions."""
-    env, examples, seed = args.env, args.examples, args.seed
-    rng = np.random.default_rng(seed)
-    if env == "clevr":
-        for split in clevr.SPLITS:
-            goals = clevr.split_goals(split)
-            tasks = {(g.target, g.behavior) for g in goals}
-            kinds = Counter(clevr.goal_kind(Goal(f"{split}-0", t, b)) for t, b in tasks)
-            print(
-                f"{split}: {len(goals)} instructions = {len(tasks)} tasks in the "
-                f"{clevr.SPLIT_WORDING[split]!r} wording; "
-                + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-            )
-            for _ in range(examples):
-                print(f"    {clevr.render(clevr.sample_goal(split, rng))}")
-        return
-    for split in metaworld.SPLITS:
-        goals = metaworld.split_goals(split)
-        names = [task.name for task in metaworld.tasks_of_split(split)]
-        print(
-            f"{split}: {len(goals)} instructions = {len(names)} tasks in the "
-            f"{metaworld.SPLIT_WORDING[split]!r} wording; " + ", ".join(names)
-        )
-        for _ in range(examples):
-            print(f"    {metaworld.render(metaworld.sample_goal(split, rng))}")
+    language = language_of(args.env)
+    rng = np.random.default_rng(args.seed)
+    for split in language.SPLITS:
+        print(language.split_summary(split))
+        for _ in range(args.examples):
+            print(f"    {language.render(language.sample_goal(split, rng))}")
 
 
 def bench() -> None:

@@ -10,6 +10,8 @@ import importlib
 from typing import Any, Literal
 
 ActionKind = Literal["discrete", "continuous"]
+#: The envs' short names, as command-line choices (a test keeps it equal to ``ENTRIES``'s keys).
+EnvName = Literal["clevr", "metaworld"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +24,12 @@ class EnvEntry:
     """Gymnasium id of the real env."""
     entry_point: str
     """``module:Class`` of the real env."""
+    language: str
+    """Module of its language: ``SPLITS``, ``SPLIT_WORDING``, ``TASK_NAMES``,
+    ``COUNTERFACTUAL_EDITS``, ``split_goals``, ``sample_goal``, ``render``, ``parse``,
+    ``validate_goal``, ``goal_kind``, ``sample_counterfactual`` and ``split_summary``."""
+    instruction_feature: str
+    """``module:callable(examples)`` giving the instruction feature its learners read."""
     imagined_env_id: str
     """Gymnasium id of its imagination env."""
     expert: str
@@ -53,6 +61,9 @@ ENTRIES: dict[str, EnvEntry] = {
         name="clevr",
         env_id="VLGOR-CLEVR-v0",
         entry_point="vlgor_envs.clevr.env:ClevrRobotEnv",
+        language="vlgor_envs.language.clevr",
+        # Opposite goals differ only in which colour plays which role: parse the roles.
+        instruction_feature="vlgor_envs.language:clevr_role_encoder",
         imagined_env_id="VLGOR-Imagined-CLEVR",
         expert="vlgor_envs.clevr.expert:default_expert",
         object_state_info="ball_positions",
@@ -71,6 +82,9 @@ ENTRIES: dict[str, EnvEntry] = {
         name="metaworld",
         env_id="VLGOR-MetaWorld-v0",
         entry_point="vlgor_envs.metaworld.env:MetaWorldLanguageEnv",
+        language="vlgor_envs.language.metaworld",
+        # An instruction names a task, which the sentence embedding already separates.
+        instruction_feature="vlgor_envs.language:sentence_feature",
         imagined_env_id="VLGOR-Imagined-MetaWorld",
         expert="vlgor_envs.metaworld.expert:MetaWorldExpert",
         object_state_info="state",
@@ -106,6 +120,11 @@ def entry(name: str) -> EnvEntry:
     return ENTRIES[name]
 
 
+def find(name_or_id: str) -> EnvEntry:
+    """The entry named ``name_or_id`` or having it as its real or imagined Gymnasium id."""
+    return ENTRIES[name_or_id] if name_or_id in ENTRIES else entry_of_id(name_or_id)
+
+
 def entry_of_id(env_id: str) -> EnvEntry:
     """The entry whose real or imagined Gymnasium id is ``env_id``."""
     for found in ENTRIES.values():
@@ -115,6 +134,7 @@ def entry_of_id(env_id: str) -> EnvEntry:
 
 
 def load(path: str) -> Any:
-    """The object at ``module:name``, its module imported."""
+    """The object at ``module:name`` (or the module at ``module``), its module imported."""
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    return getattr(imported, name) if name else imported

@@ -47,6 +47,7 @@ from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE
 from vlgor_envs.imagination.rollouts import (
     check_arguments,
 )
+from vlgor_envs.registry import EnvName
 
 NAME = "splits"
 #: README section of the per-goal-kind table of ``<NAME>_<env>.json``.
@@ -166,7 +167,7 @@ def preset_for(env: str, name: str) -> Preset:
 class Args:
     """Train d3rlpy learners with and without imagined rollouts and evaluate them on the splits."""
 
-    env: Literal["clevr", "metaworld"] = "clevr"
+    env: EnvName = "clevr"
     algos: tuple[str, ...] | None = None
     """d3rlpy algorithm names (default: DiscreteBC DiscreteCQL for CLEVR, BC TD3PlusBC for Meta-World)."""
     seeds: int = 3

@@ -185,6 +185,17 @@ def _subgoal_holds(goal: Goal, sub: SubGoal, positions: np.ndarray) -> bool:
     return bool(sub.inside(centre[None])[0])
 
 
+def _reachable_aims(
+    sub: SubGoal, hard: np.ndarray, soft: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
+    """``sub``'s aim points inside the arena and clear of ``hard`` centres; of those, the ones
+    also clear of ``soft`` centres where there are any."""
+    aims = sub.aims[np.all((sub.aims >= low) & (sub.aims <= high), axis=1)]
+    aims = aims[_min_gap(aims, hard) >= _CLEARANCE]
+    free_aims = aims[_min_gap(aims, soft) >= _CLEARANCE]
+    return free_aims if len(free_aims) else aims
+
+
 def plan_first_push(
     centre: np.ndarray,
     hard: np.ndarray,
@@ -202,10 +213,7 @@ def plan_first_push(
     """
     x0, x1, y0, y1 = ARENA_BOUNDS
     low, high = np.array([x0, y0]), np.array([x1, y1])
-    aims = sub.aims[np.all((sub.aims >= low) & (sub.aims <= high), axis=1)]
-    aims = aims[_min_gap(aims, hard) >= _CLEARANCE]
-    free_aims = aims[_min_gap(aims, soft) >= _CLEARANCE]
-    aims = free_aims if len(free_aims) else aims
+    aims = _reachable_aims(sub, hard, soft, low, high)
     if not len(aims):
         return None
     moves = PUSH_LENGTH * PUSH_DIRECTIONS

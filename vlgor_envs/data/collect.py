@@ -44,7 +44,9 @@ from tqdm import tqdm
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
 from vlgor_envs import registry
 from vlgor_envs.data.staging import datasets_root, staged_dataset
+from vlgor_envs.language import language_of
 from vlgor_envs.language.goal import Goal
+from vlgor_envs.registry import EnvName
 
 #: Namespace of every dataset this package writes.
 NAMESPACE = "vlgor"
@@ -161,7 +163,6 @@ def repack_hdf5(path: Path, compression: str) -> None:
 
 
 #: The collectable envs and the language splits, as the command line offers them.
-EnvName = Literal["clevr", "metaworld"]
 SplitName = Literal["train", "rephrasing", "counterfactual", "hard"]
 
 
@@ -218,8 +219,12 @@ def _check(config: CollectConfig, starts: Sequence[tuple[int, Goal]] | None) -> 
         raise ValueError("data_format='arrow' needs pyarrow: pip install 'minari[arrow]', or use 'hdf5'")
     if starts is not None and len(starts) != config.episodes:
         raise ValueError(f"starts gives {len(starts)} episodes, but episodes={config.episodes}")
-    if config.task is not None and config.env != "metaworld":
-        raise ValueError(f"task= is only supported for env 'metaworld', not {config.env!r}")
+    task_names = language_of(config.env).TASK_NAMES
+    if config.task is not None and config.task not in task_names:
+        raise ValueError(
+            f"task={config.task!r} is not a task of env {config.env!r}; "
+            + (f"choose one of {list(task_names)}" if task_names else "its goals have no named tasks")
+        )
 
 
 def collect(config: CollectConfig, starts: Sequence[tuple[int, Goal]] | None = None) -> minari.MinariDataset:

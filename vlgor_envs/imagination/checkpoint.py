@@ -37,8 +37,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 #: Documentation beside the weights, rewritten by ``benchmarks.model_card``: not digested.
 UNSEALED = (CONFIG_FILE, "MODEL_CARD.md")
-#: The checkpoints shipped inside the package, by env name.
-SHIPPED = ("clevr", "metaworld")
+_SHIPPED_FOLDER = Path(str(resources.files("vlgor_envs.imagination") / "checkpoints"))
+#: The checkpoints shipped inside the package, by env name (its folders).
+SHIPPED = tuple(sorted(folder.name for folder in _SHIPPED_FOLDER.iterdir() if folder.is_dir()))
 
 
 class CheckpointError(ValueError):
@@ -49,7 +50,7 @@ def shipped_checkpoint(env: str) -> Path:
     """Folder of the default checkpoint shipped for ``env`` (``"clevr"`` or ``"metaworld"``)."""
     if env not in SHIPPED:
         raise ValueError(f"no shipped imagination checkpoint for env {env!r}; choose one of {SHIPPED}")
-    return Path(str(resources.files("vlgor_envs.imagination") / "checkpoints" / env))
+    return _SHIPPED_FOLDER / env
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from vlgor_envs import registry
 from vlgor_envs.imagination.autoencoder import AutoencoderConfig
 from vlgor_envs.imagination.model import WorldModelConfig
 from vlgor_envs.imagination.training import Schedule, finetune, pretrain, tune_decoder
+from vlgor_envs.registry import EnvName
 
 #: Transformer width, depth and heads by preset: ``cpu`` trains here in about an hour; ``gpu``
 #: is wider and deeper.
@@ -74,7 +75,7 @@ class PretrainArgs(_StageArgs):
 
     out: Path
     """Checkpoint folder to write (atomically, at the end)."""
-    env: Literal["clevr", "metaworld"] = "clevr"
+    env: EnvName = "clevr"
     datasets: tuple[str, ...] | None = None
     """Minari dataset ids; default: the env's random and noisy-expert datasets (README)."""
     preset: Literal["tiny", "cpu", "gpu"] = "cpu"
@@ -99,7 +100,7 @@ class _OnCheckpointArgs(_StageArgs):
     """Checkpoint folder to start from."""
     out: Path
     """Checkpoint folder to write (atomically, at the end)."""
-    env: Literal["clevr", "metaworld"] = "clevr"
+    env: EnvName = "clevr"
     datasets: tuple[str, ...] | None = None
     """Minari dataset ids; default: the env's `real-train-v0`."""
     steps: int = 2000

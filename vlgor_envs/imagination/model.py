@@ -69,8 +69,9 @@ def _check_fields(cls: type, data: dict[str, Any], what: str) -> None:
 class WorldModelConfig:
     """Shape of the world model; saved as JSON next to the weights.
 
-    The defaults are the recipe that works on CLEVR (its shipped checkpoint); other envs
-    start from their registry entry's ``model_recipe``.
+    The defaults are the recipe that works on CLEVR (its shipped checkpoint; the model card
+    gives the measurements behind it); other envs start from their registry entry's
+    ``model_recipe``.
     """
 
     #: ``"clevr"`` or ``"metaworld"``: which real env the model imagines.
@@ -97,25 +98,18 @@ class WorldModelConfig:
     max_text_tokens: int = 32
     #: Probability of training with the instruction dropped (classifier-free guidance).
     text_dropout: float = 0.1
-    #: Features per ViT token flattened into the action and state heads' input (0: none).
-    #: Mean-pooled tokens lose where things are; measured: without it the CLEVR state head
-    #: stayed at the mean (normalised MSE 0.98 after 1,155 pretraining steps).
+    #: Features per ViT token flattened into the heads' input (0: none): pooling loses where things are.
     readout_channels: int = 8
-    #: Where the flow starts: ``"noise"`` (pure Gaussian noise) or ``"current"`` (the current
-    #: frame's latent plus Gaussian noise scaled by ``source_noise``). From the current frame
-    #: the velocity is the change itself, so the loss is about what moves; measured on CLEVR:
-    #: from pure noise 2,200 pretraining steps only learned to copy the current frame.
+    #: Flow source: ``"noise"``, or ``"current"`` (the current latent plus ``source_noise``
+    #: noise), whose velocity is the change itself, so the loss is about what moves.
     flow_source: str = "current"
     source_noise: float = 0.1
-    #: Extra flow-loss weight on latent cells that change between ``s_t`` and ``s_{t+h}``
-    #: (by more than ``change_threshold``, normalised units). A pushed CLEVR ball changes
-    #: about 8% of the cells, so unweighted the loss is nearly all about copying the rest.
+    #: Extra flow-loss weight on latent cells that change by more than ``change_threshold``:
+    #: few cells move, so unweighted the loss is nearly all about copying the rest.
     change_weight: float = 10.0
     change_threshold: float = 0.3
     #: Add the action token's final state to every generation token (as DiT adds its class
-    #: embedding), so each latent patch knows the push without searching for it by attention.
-    #: Measured on CLEVR with both: the pushed ball's one-step error fell from 0.067 (copying,
-    #: where the model stayed without them) to 0.016 arena units after 5,000 steps.
+    #: embedding), so each latent patch knows the push without searching for it.
     condition_generation: bool = True
     action_loss_weight: float = 1.0
     state_loss_weight: float = 1.0

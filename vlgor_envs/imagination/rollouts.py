@@ -93,17 +93,15 @@ from vlgor_envs.imagination.model import (
     UNRECORDED_TEMPERATURE,
     check_temperature,
 )
-from vlgor_envs.language import clevr as clevr_language
-from vlgor_envs.language import metaworld as metaworld_language
+from vlgor_envs.language import language_of
 from vlgor_envs.language.goal import Goal, check_choice
+from vlgor_envs.registry import EnvName
 
-#: Registered imagined env of each real env.
 #: ``edits`` choices: both edit types, or one of them (the paper's Table 2 ablations).
 EDITS: tuple[str, ...] = ("both", "target", "behavior")
 FIRST_ACTIONS: tuple[str, ...] = ("expert", "random")
 #: ``edit`` of a goal sampled from its split without an edit.
 NO_EDIT = "none"
-SPLITS: tuple[str, ...] = clevr_language.SPLITS
 _COMPRESSION = "gzip"
 
 
@@ -129,50 +127,19 @@ def imagined_dataset_id(env: str, split: str = "counterfactual", edits: str = "b
 def check_arguments(env: str, split: str, edits: str) -> None:
     """Raise ``ValueError`` naming the fix if :func:`imagine` cannot make ``(env, split, edits)``."""
     check_choice("env", env, tuple(registry.ENTRIES))
-    check_choice("split", split, SPLITS)
+    check_choice("split", split, language_of(env).SPLITS)
     check_choice("edits", edits, EDITS)
     if edits != "both" and split != "counterfactual":
         raise ValueError(
             f"edits={edits!r} applies to the counterfactual split only: {split} goals are sampled from "
             "the split without edits; leave edits='both'"
         )
-    if env == "metaworld" and edits == "target":
+    allowed = language_of(env).COUNTERFACTUAL_EDITS
+    if edits not in ("both", *allowed):
         raise ValueError(
-            "Meta-World has no counterfactual target edits: its counterfactual tasks edit the goal "
-            "region or the behaviour of a train task, never the target object "
-            "(vlgor_envs.language.metaworld.TASKS); use edits='behavior' or 'both'"
+            f"{env} has no counterfactual {edits} edits, only {list(allowed)}; "
+            f"use edits='both' or one of those"
         )
-
-
-def _clevr_edit(edits: str, rng: np.random.Generator) -> tuple[Goal, str, Goal]:
-    while True:
-        source = clevr_language.sample_goal("train", rng)
-        if clevr_language.goal_kind(source) not in ("relation", "motion"):
-            continue
-        edit = edits if edits != "both" else ("target" if rng.random() < 0.5 else "behavior")
-        if edit == "target":
-            candidates = clevr_language.counterfactual_target(source)
-        else:
-            candidates = clevr_language.counterfactual_behavior(source)
-        if candidates:
-            return candidates[int(rng.integers(len(candidates)))], edit, source
-
-
-def metaworld_source(goal: Goal) -> Goal:
-    """The train goal a Meta-World counterfactual goal edits, in the same template.
-
-    The train task with the same target and the unedited skill (``push`` for
-    ``push:left_of_goal``), else the one train task of that target (``open`` for the door's
-    ``close``).
-    """
-    task = metaworld_language.task_of(goal)
-    train = metaworld_language.tasks_of_split("train")
-    skill = task.behavior.split(":")[0]
-    matches = [t for t in train if t.target == task.target and t.behavior == skill]
-    matches = matches or [t for t in train if t.target == task.target]
-    if len(matches) != 1:
-        raise ValueError(f"no single train task of target {task.target!r} for the edited task {task.name!r}")
-    return Goal(goal.template, matches[0].target, matches[0].behavior)
 
 
 def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -184,20 +151,15 @@ def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
 def imagined_prompts(env: str, split: str, rollouts: int, seed: int = 0, edits: str = "both") -> list[Prompt]:
     """The goals of :func:`imagine`'s rollouts ``0 .. rollouts-1`` (see the module docstring)."""
     check_arguments(env, split, edits)
+    language = language_of(env)
     rng, _ = _generators(seed)
     prompts = []
     for k in range(rollouts):
-        source: Goal | None = None
-        edit = NO_EDIT
-        if env == "clevr" and split == "counterfactual":
-            goal, edit, source = _clevr_edit(edits, rng)
-        elif env == "clevr":
-            goal = clevr_language.sample_goal(split, rng)
+        if split == "counterfactual":
+            goal, edit, source = language.sample_counterfactual(edits, rng)
+            prompts.append(Prompt(goal, edit, source, seed + k))
         else:
-            goal = metaworld_language.sample_goal(split, rng)
-            if split == "counterfactual":
-                edit, source = "behavior", metaworld_source(goal)
-        prompts.append(Prompt(goal, edit, source, seed + k))
+            prompts.append(Prompt(language.sample_goal(split, rng), NO_EDIT, None, seed + k))
     return prompts
 
 
@@ -346,7 +308,7 @@ class ImagineConfig:
     ``vlgor imagine`` parses this and :func:`imagine` takes it.
     """
 
-    env: Literal["clevr", "metaworld"]
+    env: EnvName
     """Which environment's imagination model."""
     split: Literal["train", "rephrasing", "counterfactual", "hard"] = "counterfactual"
     """Where the goals come from: edits of train goals (counterfactual) or sampled from the split."""

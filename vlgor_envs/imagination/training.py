@@ -548,10 +548,14 @@ def tune_decoder(
             "logs": logs[-1:],
         }
     }
-    adapter = None
-    if (base / ADAPTER_FILE).is_file():
-        weights = dict(read_weights(base, ADAPTER_FILE))
-        for name, parameter in autoencoder.decoder.named_parameters():
-            weights[f"heads.autoencoder.decoder.{name}"] = parameter.detach().cpu().contiguous().clone()
-        adapter = {"weights": weights, "config": json.loads((base / ADAPTER_CONFIG_FILE).read_text())}
-    return _finish(out, model, record, adapter)
+    return _finish(out, model, record, _adapter_with_decoder(base, autoencoder.decoder))
+
+
+def _adapter_with_decoder(base: Path, decoder: torch.nn.Module) -> dict[str, Any] | None:
+    """``base``'s adapters with ``decoder`` added as heads (``None`` if ``base`` has none)."""
+    if not (base / ADAPTER_FILE).is_file():
+        return None
+    weights = dict(read_weights(base, ADAPTER_FILE))
+    for name, parameter in decoder.named_parameters():
+        weights[f"heads.autoencoder.decoder.{name}"] = parameter.detach().cpu().contiguous().clone()
+    return {"weights": weights, "config": json.loads((base / ADAPTER_CONFIG_FILE).read_text())}

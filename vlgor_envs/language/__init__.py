@@ -1,8 +1,11 @@
 """Language layer: structured goals, wordings, splits, counterfactual edits, text encoder."""
 
 import functools
+from types import ModuleType
+from typing import cast
 
-from vlgor_envs.language import clevr, metaworld
+from vlgor_envs import registry
+from vlgor_envs.language import clevr
 from vlgor_envs.language.encoder import (
     InstructionEncoder,
     KeywordSlotEncoder,
@@ -13,11 +16,16 @@ from vlgor_envs.language.goal import Goal, Template, check_choice, normalize_ins
 from vlgor_envs.language.roles import RoleEncoder
 
 
+def language_of(env: str) -> ModuleType:
+    """The language module of ``env`` (a short name or Gymnasium id; see ``registry.EnvEntry.language``)."""
+    return cast(ModuleType, registry.load(registry.find(env).language))
+
+
 def goal_kind(env: str, goal: Goal) -> str:
     """What kind of goal ``goal`` is in ``env`` (``"clevr"``: relation, motion, two_relations,
     three_relations, line_up or gather; ``"metaworld"``: its task, e.g. ``door-open``)."""
-    check_choice("env", env, ("clevr", "metaworld"))
-    return clevr.goal_kind(goal) if env == "clevr" else metaworld.task_of(goal).name
+    check_choice("env", env, tuple(registry.ENTRIES))
+    return str(language_of(env).goal_kind(goal))
 
 
 InstructionExamples = tuple[tuple[str, Goal], ...]
@@ -25,17 +33,21 @@ InstructionExamples = tuple[tuple[str, Goal], ...]
 
 
 def instruction_encoder(env: str | None, examples: InstructionExamples | None = None) -> InstructionEncoder:
-    """The instruction feature learners get in ``env`` (a name or Gymnasium id; ``None``: the
-    sentence embedding).
+    """The instruction feature learners get in ``env`` (a name or Gymnasium id): its registry
+    entry's ``instruction_feature`` fitted on ``examples`` (a learner's datasets' instructions
+    and goals; default the train split's). ``None`` or an env outside vlgor: the sentence
+    embedding."""
+    if env is None:
+        return sentence_feature(examples)
+    try:
+        entry = registry.find(env)
+    except ValueError:  # a dataset of another env
+        return sentence_feature(examples)
+    return cast(InstructionEncoder, registry.load(entry.instruction_feature)(examples))
 
-    CLEVR instructions name balls by colour, and who is target and who is anchor is all
-    that tells two goals apart, so CLEVR gets its roles parsed (:func:`clevr_role_encoder`),
-    by a parser fitted on ``examples`` (a learner's datasets' instructions and goals; default
-    the train split's). A Meta-World instruction names a task, which the sentence embedding
-    already separates; ``examples`` is not used there.
-    """
-    if env is not None and "clevr" in env.lower():
-        return clevr_role_encoder(examples)
+
+def sentence_feature(examples: InstructionExamples | None = None) -> TextEncoder:
+    """The MiniLM sentence embedding, which needs no ``examples``."""
     return default_text_encoder()
 
 
@@ -71,5 +83,7 @@ __all__ = [
     "default_text_encoder",
     "goal_kind",
     "instruction_encoder",
+    "language_of",
     "normalize_instruction",
+    "sentence_feature",
 ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -542,3 +543,38 @@ def counterfactual_behavior(goal: Goal) -> list[Goal]:
         behaviours += [f"{r}:{anchor}" for r in RELATIONS]
     edits = [Goal(goal.template, goal.target, b) for b in behaviours if b != goal.behavior]
     return sorted(e for e in edits if not is_train_task(e))
+
+
+# --- what every env's language module provides (see vlgor_envs.language) ------------------
+
+#: CLEVR goals name balls, not tasks: ``vlgor collect --task`` does not apply.
+TASK_NAMES: tuple[str, ...] = ()
+#: The counterfactual edits a prompt can make (``vlgor imagine --edits``).
+COUNTERFACTUAL_EDITS: tuple[str, ...] = ("target", "behavior")
+
+
+def sample_counterfactual(edits: str, rng: np.random.Generator) -> tuple[Goal, str, Goal]:
+    """A counterfactual goal, the edit that made it and the train goal it edits.
+
+    A train relation or motion goal is drawn and edited (``edits="both"``: target or
+    behaviour, evenly) until the edit leaves the train split.
+    """
+    while True:
+        source = sample_goal("train", rng)
+        if goal_kind(source) not in ("relation", "motion"):
+            continue
+        edit = edits if edits != "both" else ("target" if rng.random() < 0.5 else "behavior")
+        candidates = counterfactual_target(source) if edit == "target" else counterfactual_behavior(source)
+        if candidates:
+            return candidates[int(rng.integers(len(candidates)))], edit, source
+
+
+def split_summary(split: str) -> str:
+    """One line on ``split``: its instructions, tasks, wording and goal kinds."""
+    goals = split_goals(split)
+    tasks = {(g.target, g.behavior) for g in goals}
+    kinds = Counter(goal_kind(Goal(f"{split}-0", t, b)) for t, b in tasks)
+    return (
+        f"{split}: {len(goals)} instructions = {len(tasks)} tasks in the {SPLIT_WORDING[split]!r} "
+        "wording; " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+    )

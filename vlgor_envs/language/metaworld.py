@@ -415,3 +415,49 @@ def sample_goal(split: str, rng: np.random.Generator, task: str | None = None) -
     wording = SPLIT_WORDING[split]
     index = int(rng.integers(len(TEMPLATES[wording])))
     return Goal(f"{wording}-{index}", chosen.target, chosen.behavior)
+
+
+# --- what every env's language module provides (see vlgor_envs.language) ------------------
+
+#: ``vlgor collect --task`` collects one of these.
+TASK_NAMES: tuple[str, ...] = tuple(TASKS_BY_NAME)
+#: Every counterfactual task edits the goal region or the behaviour of a train task, never
+#: the target object (:data:`TASKS`).
+COUNTERFACTUAL_EDITS: tuple[str, ...] = ("behavior",)
+
+
+def goal_kind(goal: Goal) -> str:
+    """The task a goal names, e.g. ``door-open``."""
+    return task_of(goal).name
+
+
+def train_source(goal: Goal) -> Goal:
+    """The train goal a counterfactual goal edits, in the same template.
+
+    The train task with the same target and the unedited skill (``push`` for
+    ``push:left_of_goal``), else the one train task of that target (``open`` for the door's
+    ``close``).
+    """
+    task = task_of(goal)
+    skill = task.behavior.split(":")[0]
+    train = tasks_of_split("train")
+    matches = [t for t in train if t.target == task.target and t.behavior == skill]
+    matches = matches or [t for t in train if t.target == task.target]
+    if len(matches) != 1:
+        raise ValueError(f"no single train task of target {task.target!r} for the edited task {task.name!r}")
+    return Goal(goal.template, matches[0].target, matches[0].behavior)
+
+
+def sample_counterfactual(edits: str, rng: np.random.Generator) -> tuple[Goal, str, Goal]:
+    """A counterfactual goal, the edit that made it (``behavior``) and the train goal it edits."""
+    goal = sample_goal("counterfactual", rng)
+    return goal, "behavior", train_source(goal)
+
+
+def split_summary(split: str) -> str:
+    """One line on ``split``: its instructions, wording and tasks."""
+    names = [task.name for task in tasks_of_split(split)]
+    return (
+        f"{split}: {len(split_goals(split))} instructions = {len(names)} tasks in the "
+        f"{SPLIT_WORDING[split]!r} wording; " + ", ".join(names)
+    )
