@@ -43,7 +43,7 @@ RECIPE_NOTES = {
     "clevr": (
         "`readout_channels=8`: without per-token features the state head stayed at the mean "
         "(normalised MSE 0.98 after 1,155 pretraining steps).",
-        "`flow_source=\"current\"`: from pure noise, 2,200 pretraining steps only learned to copy the "
+        '`flow_source="current"`: from pure noise, 2,200 pretraining steps only learned to copy the '
         "current frame.",
         "`change_weight=10`: a pushed ball changes about 8% of the latent cells, so unweighted the "
         "loss is nearly all about copying the rest.",
