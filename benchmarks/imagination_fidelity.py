@@ -98,7 +98,9 @@ def _imagine_batches(
     generator = torch.Generator(device).manual_seed(seed)
     for start in range(0, len(frames), 64):
         rows = slice(start, start + 64)
-        text, mask = default_text_encoder().encode_tokens(instructions[rows], model.cfg.max_text_tokens)
+        text, mask = default_text_encoder().encode_tokens(
+            instructions[rows], model.cfg.transformer.max_text_tokens
+        )
         with torch.inference_mode():
             result = model.imagine(
                 torch.from_numpy(frames[rows]).to(device),
@@ -298,7 +300,7 @@ def rollout_strip(
     device = model.device
     frame = torch.from_numpy(real[:1]).to(device)
     imagined = [real[0]]
-    text, mask = default_text_encoder().encode_tokens([instruction], model.cfg.max_text_tokens)
+    text, mask = default_text_encoder().encode_tokens([instruction], model.cfg.transformer.max_text_tokens)
     generator = torch.Generator(device).manual_seed(0)
     for action in episode.actions[: len(real) - 1]:
         with torch.inference_mode():

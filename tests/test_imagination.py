@@ -33,7 +33,7 @@ from vlgor_envs.imagination.commands import imagination_command, model_config
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
-from vlgor_envs.imagination.model import HEAD_MODULES, WorldModel, WorldModelConfig
+from vlgor_envs.imagination.model import HEAD_MODULES, FlowConfig, LossConfig, WorldModel, WorldModelConfig
 from vlgor_envs.imagination.training import (
     Schedule,
     _Batches,
@@ -102,9 +102,12 @@ def test_a_tiny_model_learns_within_a_few_steps(dataset: str) -> None:
 def test_change_weighting_puts_the_flow_loss_on_the_cells_that_move(dataset: str) -> None:
     torch.manual_seed(0)
     # An untrained autoencoder's latents move little: any change counts.
-    cfg = dataclasses.replace(model_config("clevr", "tiny"), change_threshold=1e-4)
-    plain = WorldModel(dataclasses.replace(cfg, change_weight=0.0))
-    weighted = WorldModel(dataclasses.replace(plain.cfg, change_weight=10.0))
+    cfg = model_config("clevr", "tiny")
+
+    def weighing(change_weight: float) -> WorldModelConfig:
+        return dataclasses.replace(cfg, loss=LossConfig(change_weight=change_weight, change_threshold=1e-4))
+
+    plain, weighted = WorldModel(weighing(0.0)), WorldModel(weighing(10.0))
     weighted.load_state_dict(plain.state_dict())
     batch = _batch(plain, dataset)
     _, plain_logs = plain.loss(batch, torch.Generator().manual_seed(0))
@@ -315,7 +318,7 @@ def test_a_format_1_checkpoint_is_named_and_upgraded(tiny_checkpoint: Path, tmp_
     upgrade(old)
     model, config = load_checkpoint(old)
     assert set(config["files"]) == {"model.safetensors", "adapter.safetensors", "adapter.json"}
-    assert config["model"]["source_noise"] == WorldModelConfig.source_noise
+    assert config["model"]["source_noise"] == FlowConfig.source_noise
     original = load_checkpoint(tiny_checkpoint)[0].state_dict()
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(tensor, original[name], msg=name)

@@ -74,6 +74,8 @@ def test_unknown_names_and_ids_list_the_known_ones() -> None:
 def test_each_recipe_is_the_config_its_shipped_model_was_trained_with(name: str) -> None:
     from vlgor_envs.imagination.checkpoint import read_config, shipped_checkpoint
     from vlgor_envs.imagination.commands import model_config
+    from vlgor_envs.imagination.model import WorldModelConfig
 
     shipped = read_config(shipped_checkpoint(name))["model"]
     assert json.loads(json.dumps(model_config(name, "cpu").to_json())) == shipped
+    assert WorldModelConfig.from_json(shipped) == model_config(name, "cpu")

@@ -45,7 +45,7 @@ class EnvEntry:
     """Gymnasium's step limit, or ``None`` where the env truncates per task itself."""
     model_recipe: dict[str, Any]
     """Fields of its imagination model's ``WorldModelConfig`` that differ from the defaults
-    (which are CLEVR's recipe)."""
+    (which are CLEVR's recipe), by their names in ``config.json``."""
     pretrain_datasets: tuple[str, ...]
     """Instruction-free interaction data its imagination model is pretrained on."""
     grounding_datasets: tuple[str, ...]

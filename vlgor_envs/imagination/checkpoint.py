@@ -11,7 +11,6 @@ renamed into place, so an interrupted write leaves the previous checkpoint (or n
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -242,13 +241,8 @@ def load_checkpoint(
 
 def _with_format_1_defaults(model: dict[str, Any]) -> dict[str, Any]:
     """The model config as format 1 loaded it: a missing field took today's default."""
-    filled = {}
-    for field in dataclasses.fields(WorldModelConfig):
-        if field.name in model:
-            filled[field.name] = model[field.name]
-        elif field.default is not dataclasses.MISSING:
-            filled[field.name] = field.default
-    return filled
+    defaults = WorldModelConfig().to_json()
+    return {name: model.get(name, default) for name, default in defaults.items()}
 
 
 def upgrade(path: str | Path) -> Path:

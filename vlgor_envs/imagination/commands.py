@@ -24,7 +24,9 @@ AUTOENCODER_WIDTHS: dict[str, tuple[int, int]] = {"tiny": (32, 64), "cpu": (32, 
 
 def recipe(env: str) -> WorldModelConfig:
     """The world-model config of ``env``'s imagination model (its registry entry's recipe)."""
-    return dataclasses.replace(WorldModelConfig(env=env), **registry.entry(env).model_recipe)
+    return WorldModelConfig.from_json(
+        {**WorldModelConfig(env=env).to_json(), **registry.entry(env).model_recipe}
+    )
 
 
 def model_config(
@@ -41,13 +43,12 @@ def model_config(
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     width, depth, heads = PRESETS[preset]
+    base = recipe(env)
     return dataclasses.replace(
-        recipe(env),
+        base,
         image_size=image_size,
         horizon=horizon,
-        width=width,
-        depth=depth,
-        heads=heads,
+        transformer=dataclasses.replace(base.transformer, width=width, depth=depth, heads=heads),
         autoencoder=AutoencoderConfig(
             image_size=image_size, hidden_channels=autoencoder_channels or AUTOENCODER_WIDTHS[preset]
         ),

@@ -101,7 +101,7 @@ class _Imagination:
         else:
             action_tensor = torch.as_tensor(np.asarray(actions, dtype=np.float32))
         states, masks = default_text_encoder().encode_tokens(
-            [e.instruction for e in episodes], model.cfg.max_text_tokens
+            [e.instruction for e in episodes], model.cfg.transformer.max_text_tokens
         )
         noise = torch.stack([self._noise(e.generator) for e in episodes]).to(self.device)
         with torch.inference_mode():

@@ -56,34 +56,22 @@ ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
 HEAD_MODULES = ("text_projection", "readout", "action_head", "state_head", "velocity_head")
 
 
-def _check_fields(cls: type, data: dict[str, Any], what: str) -> None:
-    """Every field of dataclass ``cls`` in ``data`` and nothing else: a saved config must not
-    fall back on today's defaults."""
-    fields = {f.name for f in dataclasses.fields(cls)}
+def _field_names(cls: type) -> set[str]:
+    return {field.name for field in dataclasses.fields(cls)}
+
+
+def _check_fields(fields: set[str], data: dict[str, Any], what: str) -> None:
+    """Every name of ``fields`` in ``data`` and nothing else: a saved config must not fall
+    back on today's defaults."""
     missing, unknown = sorted(fields - set(data)), sorted(set(data) - fields)
     if missing or unknown:
         raise ValueError(f"{what}: missing fields {missing}, unknown fields {unknown}")
 
 
 @dataclasses.dataclass
-class WorldModelConfig:
-    """Shape of the world model; saved as JSON next to the weights.
+class TransformerConfig:
+    """The mixture of transformers: its size, tokens and what conditions generation."""
 
-    The defaults are the recipe that works on CLEVR (its shipped checkpoint; the model card
-    gives the measurements behind it); other envs start from their registry entry's
-    ``model_recipe``.
-    """
-
-    #: ``"clevr"`` or ``"metaworld"``: which real env the model imagines.
-    env: str = "clevr"
-    image_size: int = 64
-    action_kind: Literal["discrete", "continuous"] = "discrete"
-    #: Number of discrete actions, or the width of a continuous action.
-    action_dim: int = 40
-    #: Entries of the recorded object state the state head predicts.
-    state_indices: tuple[int, ...] = tuple(range(10))
-    #: Steps ahead the model predicts (``s_{t+h}``, ``a_{t+h}``).
-    horizon: int = 1
     width: int = 128
     depth: int = 4
     heads: int = 4
@@ -100,19 +88,59 @@ class WorldModelConfig:
     text_dropout: float = 0.1
     #: Features per ViT token flattened into the heads' input (0: none): pooling loses where things are.
     readout_channels: int = 8
-    #: Flow source: ``"noise"``, or ``"current"`` (the current latent plus ``source_noise``
-    #: noise), whose velocity is the change itself, so the loss is about what moves.
+    #: Add the action token's final state to every generation token (as DiT adds its class
+    #: embedding), so each latent patch knows the push without searching for it.
+    condition_generation: bool = True
+
+
+@dataclasses.dataclass
+class FlowConfig:
+    """Where the flow that generates the next latent starts."""
+
+    #: ``"noise"``, or ``"current"`` (the current latent plus ``source_noise`` noise), whose
+    #: velocity is the change itself, so the loss is about what moves.
     flow_source: str = "current"
     source_noise: float = 0.1
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """How the flow, action and state losses are weighed."""
+
     #: Extra flow-loss weight on latent cells that change by more than ``change_threshold``:
     #: few cells move, so unweighted the loss is nearly all about copying the rest.
     change_weight: float = 10.0
     change_threshold: float = 0.3
-    #: Add the action token's final state to every generation token (as DiT adds its class
-    #: embedding), so each latent patch knows the push without searching for it.
-    condition_generation: bool = True
     action_loss_weight: float = 1.0
     state_loss_weight: float = 1.0
+
+
+#: The nested configs whose fields ``config.json`` writes flat, beside the top-level ones.
+_GROUPS: dict[str, type] = {"transformer": TransformerConfig, "flow": FlowConfig, "loss": LossConfig}
+
+
+@dataclasses.dataclass
+class WorldModelConfig:
+    """Shape of the world model; saved as JSON next to the weights (every field flat).
+
+    The defaults are the recipe that works on CLEVR (its shipped checkpoint; the model card
+    gives the measurements behind it); other envs start from their registry entry's
+    ``model_recipe``.
+    """
+
+    #: ``"clevr"`` or ``"metaworld"``: which real env the model imagines.
+    env: str = "clevr"
+    image_size: int = 64
+    action_kind: Literal["discrete", "continuous"] = "discrete"
+    #: Number of discrete actions, or the width of a continuous action.
+    action_dim: int = 40
+    #: Entries of the recorded object state the state head predicts.
+    state_indices: tuple[int, ...] = tuple(range(10))
+    #: Steps ahead the model predicts (``s_{t+h}``, ``a_{t+h}``).
+    horizon: int = 1
+    transformer: TransformerConfig = dataclasses.field(default_factory=TransformerConfig)
+    flow: FlowConfig = dataclasses.field(default_factory=FlowConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     autoencoder: AutoencoderConfig = dataclasses.field(default_factory=AutoencoderConfig)
 
     @property
@@ -120,17 +148,26 @@ class WorldModelConfig:
         return len(self.state_indices)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, the groups' flattened (the autoencoder's stays nested)."""
+        data = dataclasses.asdict(self)
+        for group in _GROUPS:
+            data.update(data.pop(group))
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorldModelConfig:
-        _check_fields(cls, data, "world-model config")
-        _check_fields(AutoencoderConfig, data["autoencoder"], "autoencoder config")
-        values = dict(data)
+        """The config :meth:`to_json` wrote; every field must be there, and nothing else."""
+        top = _field_names(cls) - set(_GROUPS)
+        grouped = {name: _field_names(group) for name, group in _GROUPS.items()}
+        _check_fields(top.union(*grouped.values()), data, "world-model config")
+        _check_fields(_field_names(AutoencoderConfig), data["autoencoder"], "autoencoder config")
+        values = {name: data[name] for name in top}
         values["autoencoder"] = AutoencoderConfig(
             **{**data["autoencoder"], "hidden_channels": tuple(data["autoencoder"]["hidden_channels"])}
         )
         values["state_indices"] = tuple(values["state_indices"])
+        for name, group in _GROUPS.items():
+            values[name] = group(**{field: data[field] for field in grouped[name]})
         return cls(**values)
 
 
@@ -146,7 +183,7 @@ class Expert(nn.Module):
 
     def __init__(self, cfg: WorldModelConfig) -> None:
         super().__init__()
-        width, hidden = cfg.width, int(cfg.width * cfg.mlp_ratio)
+        width, hidden = cfg.transformer.width, int(cfg.transformer.width * cfg.transformer.mlp_ratio)
         self.attention_norm = nn.LayerNorm(width)
         self.q = nn.Linear(width, width)
         self.k = nn.Linear(width, width)
@@ -161,7 +198,7 @@ class MoTLayer(nn.Module):
 
     def __init__(self, cfg: WorldModelConfig) -> None:
         super().__init__()
-        self.heads = cfg.heads
+        self.heads = cfg.transformer.heads
         self.understanding = Expert(cfg)
         self.generation = Expert(cfg)
 
@@ -217,6 +254,17 @@ class Understanding:
     condition: torch.Tensor
 
 
+def _check_shape(cfg: WorldModelConfig) -> None:
+    """Raise ``ValueError`` if the frame, patches and heads of ``cfg`` do not fit together."""
+    shape = cfg.transformer
+    if cfg.image_size != cfg.autoencoder.image_size:
+        raise ValueError("image_size and autoencoder.image_size differ")
+    if cfg.image_size % shape.vit_patch or cfg.autoencoder.latent_size % shape.latent_patch:
+        raise ValueError("image_size must divide into ViT patches and the latent grid into patches")
+    if shape.width % shape.heads:
+        raise ValueError(f"width {shape.width} is not a multiple of heads {shape.heads}")
+
+
 class WorldModel(nn.Module):
     """Mixture-of-Transformers world model plus its frame autoencoder (see module docstring)."""
 
@@ -225,26 +273,22 @@ class WorldModel(nn.Module):
 
     def __init__(self, cfg: WorldModelConfig) -> None:
         super().__init__()
-        if cfg.image_size != cfg.autoencoder.image_size:
-            raise ValueError("image_size and autoencoder.image_size differ")
-        if cfg.image_size % cfg.vit_patch or cfg.autoencoder.latent_size % cfg.latent_patch:
-            raise ValueError("image_size must divide into ViT patches and the latent grid into patches")
-        if cfg.width % cfg.heads:
-            raise ValueError(f"width {cfg.width} is not a multiple of heads {cfg.heads}")
+        _check_shape(cfg)
+        shape = cfg.transformer
         self.cfg = cfg
         self.autoencoder = FrameAutoencoder(cfg.autoencoder)
-        width = cfg.width
-        vit_tokens = (cfg.image_size // cfg.vit_patch) ** 2
-        self.latent_grid = cfg.autoencoder.latent_size // cfg.latent_patch
-        patch_dim = cfg.latent_patch**2 * cfg.autoencoder.latent_channels
+        width = shape.width
+        vit_tokens = (cfg.image_size // shape.vit_patch) ** 2
+        self.latent_grid = cfg.autoencoder.latent_size // shape.latent_patch
+        patch_dim = shape.latent_patch**2 * cfg.autoencoder.latent_channels
 
-        self.text_projection = nn.Linear(cfg.text_dim, width)
+        self.text_projection = nn.Linear(shape.text_dim, width)
         self.null_text = nn.Parameter(torch.zeros(1, 1, width))
         if cfg.action_kind == "discrete":
             self.action_embedding: nn.Module = nn.Embedding(cfg.action_dim, width)
         else:
             self.action_embedding = nn.Linear(cfg.action_dim, width)
-        self.patch_embedding = nn.Linear(cfg.vit_patch**2 * 3, width)
+        self.patch_embedding = nn.Linear(shape.vit_patch**2 * 3, width)
         self.vit_position = nn.Parameter(torch.randn(1, vit_tokens, width) * 0.02)
         # Modality types: text, action, image.
         self.token_type = nn.Parameter(torch.randn(3, width) * 0.02)
@@ -253,13 +297,13 @@ class WorldModel(nn.Module):
         self.latent_position = nn.Parameter(torch.randn(1, self.latent_grid**2, width) * 0.02)
         self.time_embedding = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
 
-        self.layers: list[MoTLayer] = nn.ModuleList(MoTLayer(cfg) for _ in range(cfg.depth))  # type: ignore[assignment]
+        self.layers: list[MoTLayer] = nn.ModuleList(MoTLayer(cfg) for _ in range(shape.depth))  # type: ignore[assignment]
         self.understanding_norm = nn.LayerNorm(width)
         self.generation_norm = nn.LayerNorm(width)
         self.readout: nn.Linear | None = (
-            nn.Linear(width, cfg.readout_channels) if cfg.readout_channels else None
+            nn.Linear(width, shape.readout_channels) if shape.readout_channels else None
         )
-        head_input = 2 * width + vit_tokens * cfg.readout_channels
+        head_input = 2 * width + vit_tokens * shape.readout_channels
         self.action_head = nn.Sequential(
             nn.Linear(head_input, width), nn.GELU(), nn.Linear(width, cfg.action_dim)
         )
@@ -267,7 +311,7 @@ class WorldModel(nn.Module):
             nn.Linear(head_input, width), nn.GELU(), nn.Linear(width, cfg.state_dim)
         )
         self.generation_condition: nn.Linear | None = None
-        if cfg.condition_generation:
+        if shape.condition_generation:
             self.generation_condition = nn.Linear(width, width)
             nn.init.zeros_(self.generation_condition.weight)
             nn.init.zeros_(self.generation_condition.bias)
@@ -285,20 +329,20 @@ class WorldModel(nn.Module):
     # -- tokens ------------------------------------------------------------------------------
 
     def _patchify(self, latents: torch.Tensor) -> torch.Tensor:
-        p, g = self.cfg.latent_patch, self.latent_grid
+        p, g = self.cfg.transformer.latent_patch, self.latent_grid
         batch, channels = latents.shape[:2]
         patches = latents.view(batch, channels, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
         return patches.reshape(batch, g * g, p * p * channels)
 
     def _unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
-        p, g = self.cfg.latent_patch, self.latent_grid
+        p, g = self.cfg.transformer.latent_patch, self.latent_grid
         channels = self.cfg.autoencoder.latent_channels
         batch = patches.shape[0]
         grid = patches.view(batch, g, g, p, p, channels).permute(0, 5, 1, 3, 2, 4)
         return grid.reshape(batch, channels, g * p, g * p)
 
     def _vit_tokens(self, frames: torch.Tensor) -> torch.Tensor:
-        p = self.cfg.vit_patch
+        p = self.cfg.transformer.vit_patch
         batch, size = frames.shape[0], self.cfg.image_size
         if frames.shape[1:] != (size, size, 3):
             raise ValueError(
@@ -364,7 +408,7 @@ class WorldModel(nn.Module):
         condition = (
             self.generation_condition(x[:, action_index])
             if self.generation_condition is not None
-            else x.new_zeros(batch, self.cfg.width)
+            else x.new_zeros(batch, self.cfg.transformer.width)
         )
         return Understanding(
             self.action_head(pooled), self.state_head(pooled), cache, mask, current_latents, condition
@@ -373,7 +417,7 @@ class WorldModel(nn.Module):
     def velocity(self, noisy: torch.Tensor, t: torch.Tensor, understanding: Understanding) -> torch.Tensor:
         """Predicted flow velocity ``d x_t / d t`` of noisy future latents ``x_t`` at times ``t``."""
         tokens = torch.cat([self._patchify(noisy), self._patchify(understanding.current_latents)], dim=-1)
-        time = self.time_embedding(_timestep_embedding(t, self.cfg.width))
+        time = self.time_embedding(_timestep_embedding(t, self.cfg.transformer.width))
         x = self.latent_embedding(tokens) + self.latent_position + (time + understanding.condition)[:, None]
         for layer, cached in zip(self.layers, understanding.cache, strict=True):
             x = layer.generate(x, cached, understanding.mask)
@@ -381,8 +425,8 @@ class WorldModel(nn.Module):
 
     def _source(self, current_latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The flow's starting point ``x_0`` for Gaussian ``noise``."""
-        if self.cfg.flow_source == "current":
-            return current_latents + self.cfg.source_noise * noise
+        if self.cfg.flow.flow_source == "current":
+            return current_latents + self.cfg.flow.source_noise * noise
         return noise
 
     # -- training ----------------------------------------------------------------------------
@@ -398,10 +442,15 @@ class WorldModel(nn.Module):
         ``text_mask`` (omitted for instruction-free pretraining).
         """
         text, text_mask = batch.get("text"), batch.get("text_mask")
-        if text is not None and text_mask is not None and self.training and self.cfg.text_dropout > 0:
+        if (
+            text is not None
+            and text_mask is not None
+            and self.training
+            and self.cfg.transformer.text_dropout > 0
+        ):
             drop = (
                 torch.rand(text_mask.shape[0], generator=generator, device=text_mask.device)
-                < self.cfg.text_dropout
+                < self.cfg.transformer.text_dropout
             )
             text_mask = text_mask & ~drop[:, None]
         understanding = self.understand(
@@ -415,10 +464,10 @@ class WorldModel(nn.Module):
         t = torch.rand(target.shape[0], generator=generator, device=target.device)
         noisy = (1 - t[:, None, None, None]) * noise + t[:, None, None, None] * target
         flow_error = (self.velocity(noisy, t, understanding) - (target - noise)).square()
-        if self.cfg.change_weight > 0:
+        if self.cfg.loss.change_weight > 0:
             change = (target - understanding.current_latents).abs().mean(dim=1, keepdim=True)
-            changed = (change > self.cfg.change_threshold).float()
-            cell_weight = 1.0 + self.cfg.change_weight * changed
+            changed = (change > self.cfg.loss.change_threshold).float()
+            cell_weight = 1.0 + self.cfg.loss.change_weight * changed
             flow = (flow_error * cell_weight).sum() / (cell_weight.sum() * flow_error.shape[1])
             logs_changed = {
                 "flow_changed": (flow_error * changed).sum().item()
@@ -439,7 +488,7 @@ class WorldModel(nn.Module):
             correct = per_sample.detach()
         weight = valid.float()
         action = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
-        loss = flow + self.cfg.action_loss_weight * action + self.cfg.state_loss_weight * state
+        loss = flow + self.cfg.loss.action_loss_weight * action + self.cfg.loss.state_loss_weight * state
         logs = {
             "loss": loss.item(),
             "flow": flow.item(),

@@ -212,7 +212,7 @@ class _Batches:
         if with_text:
             unique = sorted(set(data.instructions))
             index = {text: i for i, text in enumerate(unique)}
-            states, mask = default_text_encoder().encode_tokens(unique, model.cfg.max_text_tokens)
+            states, mask = default_text_encoder().encode_tokens(unique, model.cfg.transformer.max_text_tokens)
             self.text, self.text_mask = torch.from_numpy(states).to(device), torch.from_numpy(mask).to(device)
             self.text_index = torch.tensor([index[text] for text in data.instructions], device=device)
 
