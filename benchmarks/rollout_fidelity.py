@@ -246,7 +246,7 @@ def readme_table(directory: Path = RESULTS_DIR) -> str:
         pooled = found["all"]
         keys = ["psnr", "copy_psnr", "ssim"]
         keys += ["ball_error", "copy_ball_error"] if env == "clevr" else ["object_error_m"]
-        keys += ["success_agreement"]
+        keys += ["success_agreement", "real_success"]
         for key in keys:
             values = pooled[key]
             rows.append(

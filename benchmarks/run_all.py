@@ -24,6 +24,7 @@ from benchmarks import (
     metaworld_throughput,
     model_card,
     next_action_predictability,
+    rollout_fidelity,
     steps_pilot,
 )
 from benchmarks.report import RESULTS_DIR, load_result, replace_readme_section
@@ -36,6 +37,7 @@ def main() -> None:
     metaworld_expert.main(metaworld_expert.Args())
     data_conversion.main(data_conversion.Args(reuse=False))
     imagination_fidelity.main(imagination_fidelity.Args())
+    rollout_fidelity.main(rollout_fidelity.Args())
     imagination_throughput.main(imagination_throughput.Args())
     next_action_predictability.main(next_action_predictability.Args())
     evaluation_throughput.main(evaluation_throughput.Args())
@@ -66,6 +68,7 @@ def refresh_readme() -> None:
         metaworld_expert,
         data_conversion,
         imagination_fidelity,
+        rollout_fidelity,
         imagination_throughput,
         next_action_predictability,
         evaluation_throughput,

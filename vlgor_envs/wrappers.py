@@ -79,22 +79,29 @@ class EmbedInstruction(
         entries = dict(space.spaces)
         if drop_text:
             del entries[INSTRUCTION_KEY]
-        entries[EMBEDDING_KEY] = spaces.Box(-1.0, 1.0, (self.encoder.dim,), np.float32)
+        entries[EMBEDDING_KEY] = embedding_space(self.encoder)
         self.observation_space = spaces.Dict(entries)
 
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
         """Return a new observation dict with the embedding added (and the text dropped)."""
-        text = observation[INSTRUCTION_KEY]
-        embedding = np.asarray(self.encoder.encode(text), dtype=np.float32)
-        if embedding.shape != (self.encoder.dim,):
-            raise ValueError(
-                f"encoder returned shape {embedding.shape} for one instruction, "
-                f"expected ({self.encoder.dim},)"
-            )
-        # Unit vectors stay within [-1, 1] up to float rounding; clip so the Box holds.
-        embedding = np.clip(embedding, -1.0, 1.0)
         new = dict(observation)
         if self.drop_text:
             del new[INSTRUCTION_KEY]
-        new[EMBEDDING_KEY] = embedding
+        new[EMBEDDING_KEY] = embed_instruction(self.encoder, observation[INSTRUCTION_KEY])
         return new
+
+
+def embedding_space(encoder: InstructionEncoder) -> spaces.Box:
+    """The space of :func:`embed_instruction`'s vectors."""
+    return spaces.Box(-1.0, 1.0, (encoder.dim,), np.float32)
+
+
+def embed_instruction(encoder: InstructionEncoder, text: str) -> np.ndarray:
+    """``encoder``'s ``(dim,)`` float32 vector of ``text``, clipped to :func:`embedding_space`."""
+    embedding = np.asarray(encoder.encode(text), dtype=np.float32)
+    if embedding.shape != (encoder.dim,):
+        raise ValueError(
+            f"encoder returned shape {embedding.shape} for one instruction, expected ({encoder.dim},)"
+        )
+    # Unit vectors stay within [-1, 1] up to float rounding; clip so the Box holds.
+    return np.clip(embedding, -1.0, 1.0)
