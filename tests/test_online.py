@@ -58,3 +58,22 @@ def test_an_env_without_instructions_is_refused(encoder) -> None:  # type: ignor
 
     with pytest.raises(ValueError, match="image and instruction observations"):
         Sb3VecEnv(gym.make_vec("CartPole-v1", num_envs=1), encoder)
+
+
+def test_the_imagination_benchmark_records_both_curves_beside_the_random_floor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from benchmarks import sb3_imagination
+
+    args = sb3_imagination.Args(steps=16, evaluations=2, num_envs=2, eval_episodes=2, results=tmp_path)
+    sb3_imagination.main(args)
+    record = json.loads((tmp_path / "sb3_imagination.json").read_text())
+    figures = record["figures"]
+    for kind in ("real", "imagined"):
+        assert [steps for steps, _ in figures[kind]["curve"]] == [8, 16]
+        assert all(success in (0.0, 0.5, 1.0) for _, success in figures[kind]["curve"])
+    assert 0.0 <= figures["random"] <= 1.0
+    real, imagined = figures["real"]["curve"][-1][1], figures["imagined"]["curve"][-1][1]
+    assert figures["share_of_real"] == (imagined / real if real else None)
+    assert (tmp_path / "sb3_imagination.png").stat().st_size > 0
+    assert "trained in imagination" in sb3_imagination.readme_table(record)
