@@ -25,6 +25,7 @@ from vlgor_envs.data.collect import CollectConfig, collect
 from vlgor_envs.imagination.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    read_config,
     recover_folder,
     save_checkpoint,
     upgrade,
@@ -33,11 +34,21 @@ from vlgor_envs.imagination.commands import imagination_command, model_config
 from vlgor_envs.imagination.data import load_transitions
 from vlgor_envs.imagination.env import ImaginedEnv, ImaginedVectorEnv
 from vlgor_envs.imagination.metrics import arena_normalised_distance, psnr, ssim
-from vlgor_envs.imagination.model import HEAD_MODULES, FlowConfig, LossConfig, WorldModel, WorldModelConfig
+from vlgor_envs.imagination.model import (
+    DEFAULT_FLOW_STEPS,
+    HEAD_MODULES,
+    FlowConfig,
+    LossConfig,
+    WorldModel,
+    WorldModelConfig,
+)
 from vlgor_envs.imagination.training import (
     Schedule,
+    Unroll,
     _Batches,
+    _history,
     _run_phase,
+    _unroll,
     adapter_state,
     add_lora,
     finetune,
@@ -241,6 +252,48 @@ def test_tuning_the_decoder_fits_imagined_latents_and_changes_nothing_else(
     )
     with pytest.raises(ValueError, match="imagined_share"):
         tune_decoder(tiny_checkpoint, [dataset], tmp_path / "bad", schedule, imagined_share=1.5)
+
+
+def test_unrolled_frames_are_the_models_own_open_loop_frames(tiny_checkpoint: Path, dataset: str) -> None:
+    model, _ = load_checkpoint(tiny_checkpoint)
+    batches = _Batches(model, load_transitions([dataset], progress=False), with_text=True, progress=False)
+    data = batches.data
+    back = _history(data, depth=2)
+    starts = np.flatnonzero(np.r_[True, data.episode[1:] != data.episode[:-1]])
+    long = starts[np.diff(np.r_[starts, len(data)]) >= 3]  # episodes of three pairs or more
+    assert (back[starts] == 0).all() and (back[long + 1] == 1).all() and (back[long + 2] == 2).all()
+    unrolled = _unroll(model, batches, Unroll(depth=2))
+    # An episode's first pair keeps its real frame; the third is imagined twice from the first.
+    first, third = int(long[0]), int(long[0] + 2)
+    assert torch.equal(unrolled.frames[first], batches.frames[batches.current[first]])
+    frame = batches.frames[batches.current[first]][None]
+    for pair in (first, first + 1):
+        text = batches.text[batches.text_index[pair]][None]
+        mask = batches.text_mask[batches.text_index[pair]][None]
+        frame, _, _ = model.imagine(frame, batches.actions[pair][None], text, mask, DEFAULT_FLOW_STEPS)
+    assert torch.equal(unrolled.frames[third], frame[0])
+    assert not torch.equal(unrolled.frames[third], batches.frames[batches.current[third]])
+    torch.testing.assert_close(unrolled.latents[third], model.autoencoder.encode(frame)[0])
+
+
+def test_grounding_on_unrolled_frames_is_seeded_and_recorded(
+    tiny_checkpoint: Path, dataset: str, tmp_path: Path
+) -> None:
+    base = tiny_checkpoint.parent / "base"
+    unroll = Unroll(depth=2, share=0.5, start=1, refresh_every=2)
+
+    def ground(name: str, chosen: Unroll) -> dict[str, torch.Tensor]:
+        out = finetune(
+            base, [dataset], tmp_path / name, Schedule(3, batch_size=8), rank=4, progress=False, unroll=chosen
+        )
+        return load_checkpoint(out)[0].state_dict()
+
+    first, again, plain = ground("a", unroll), ground("b", unroll), ground("plain", Unroll())
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert any(not torch.equal(first[name], plain[name]) for name in first)
+    assert read_config(tmp_path / "a")["training"]["unroll"]["depth"] == 2
+    with pytest.raises(ValueError, match="depth >= 0"):
+        Unroll(depth=-1)
 
 
 def test_training_resumes_where_it_stopped(dataset: str, tmp_path: Path) -> None:

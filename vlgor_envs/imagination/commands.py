@@ -12,7 +12,7 @@ import tyro
 from vlgor_envs import registry
 from vlgor_envs.imagination.autoencoder import AutoencoderConfig
 from vlgor_envs.imagination.model import WorldModelConfig
-from vlgor_envs.imagination.training import Schedule, finetune, pretrain, tune_decoder
+from vlgor_envs.imagination.training import Schedule, Unroll, finetune, pretrain, tune_decoder
 from vlgor_envs.registry import EnvName
 
 #: Transformer width, depth and heads by preset: ``cpu`` trains here in about an hour; ``gpu``
@@ -119,6 +119,14 @@ class FinetuneArgs(_OnCheckpointArgs):
     """Checkpoint folder to write: merged model plus the adapters alone."""
     rank: int = 16
     """LoRA rank of every attention projection."""
+    unroll_depth: int = 0
+    """Also condition on the model's own frames imagined this many steps open-loop (0: off)."""
+    unroll_share: float = 0.5
+    """Share of each batch conditioned on unrolled frames."""
+    unroll_start: int = 1000
+    """Step at which the first unrolled frames are made (by the model under training)."""
+    unroll_refresh: int = 500
+    """Steps between remaking them."""
 
 
 @dataclasses.dataclass
@@ -169,6 +177,7 @@ def finetune_command(args: FinetuneArgs) -> None:
         Schedule(args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate),
         rank=args.rank,
         alpha=2 * args.rank,
+        unroll=Unroll(args.unroll_depth, args.unroll_share, args.unroll_start, args.unroll_refresh),
         **_shared(args),
     )
     print(f"wrote {out}")

@@ -5,7 +5,8 @@
 - :func:`finetune`: grounds a pretrained model on instruction-labelled rollouts. Only peft
   LoRA adapters in the attention projections (q/k/v/o of both experts) and the heads
   (:data:`~vlgor_envs.imagination.model.HEAD_MODULES`) train; the result is saved merged,
-  with the adapters alone beside it.
+  with the adapters alone beside it. With :class:`Unroll`, part of each batch is conditioned
+  on the model's own open-loop frames, the inputs it meets over a whole imagined rollout.
 - :func:`tune_decoder`: an optional third stage. The frame decoder alone adapts to the latents
   the grounded model imagines, which sit slightly off the encoder's (measured on the shipped
   CLEVR model: +0.85 dB imagined-frame PSNR at no cost in speed).
@@ -216,13 +217,22 @@ class _Batches:
             self.text, self.text_mask = torch.from_numpy(states).to(device), torch.from_numpy(mask).to(device)
             self.text_index = torch.tensor([index[text] for text in data.instructions], device=device)
 
-    def sample(self, rng: np.random.Generator, size: int) -> dict[str, torch.Tensor]:
+    def sample(
+        self, rng: np.random.Generator, size: int, unrolled: _Unrolled | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A batch of ``size`` random pairs; with ``unrolled``, a share of them (drawn per row)
+        conditioned on the model's own open-loop frame of ``s_t`` instead of the real one."""
         rows = torch.from_numpy(rng.integers(len(self.data), size=size)).to(self.device)
         current, future = self.current[rows], self.future[rows]
+        frames, latents = self.frames[current], self.latents[current]
+        if unrolled is not None:
+            use = torch.from_numpy(rng.random(size) < unrolled.share).to(self.device)
+            frames = torch.where(use[:, None, None, None], unrolled.frames[rows], frames)
+            latents = torch.where(use[:, None, None, None], unrolled.latents[rows], latents)
         batch = {
-            "frames": self.frames[current],
+            "frames": frames,
             "actions": self.actions[rows],
-            "current_latents": self.latents[current],
+            "current_latents": latents,
             "future_latents": self.latents[future],
             "future_states": self.states[future],
             "next_actions": self.next_actions[rows],
@@ -232,6 +242,88 @@ class _Batches:
             batch["text"] = self.text[self.text_index[rows]]
             batch["text_mask"] = self.text_mask[self.text_index[rows]]
         return batch
+
+
+@dataclasses.dataclass(frozen=True)
+class Unroll:
+    """Grounding on the model's own open-loop frames (self-forcing), so that its errors over
+    whole rollouts are in its training data: the conditioning frame ``s_t`` of a ``share`` of
+    each batch is imagined ``depth`` steps open-loop from the real frame ``depth`` steps earlier
+    in the episode, with the recorded actions (fewer where the episode starts later), by the
+    model under training. They are made at step ``start`` and again every ``refresh_every``
+    steps. A run resumed at a step that is neither remakes them with the resumed model, so it
+    equals an uninterrupted run when ``start`` and ``refresh_every`` are multiples of the
+    checkpoint interval."""
+
+    depth: int = 0
+    """Open-loop steps behind each unrolled conditioning frame (0: off)."""
+    share: float = 0.5
+    start: int = 0
+    refresh_every: int = 500
+    flow_steps: int = DEFAULT_FLOW_STEPS
+
+    def __post_init__(self) -> None:
+        if self.depth < 0 or not 0.0 <= self.share <= 1.0 or self.start < 0 or self.refresh_every < 1:
+            raise ValueError(
+                f"need depth >= 0, share in [0, 1], start >= 0 and refresh_every >= 1; got {self}"
+            )
+
+    def due(self, step: int) -> bool:
+        return self.depth > 0 and step >= self.start and (step - self.start) % self.refresh_every == 0
+
+
+@dataclasses.dataclass
+class _Unrolled:
+    """The unrolled conditioning frame of every pair, and its latent."""
+
+    frames: torch.Tensor
+    latents: torch.Tensor
+    share: float
+
+
+def _history(data: Transitions, depth: int) -> np.ndarray:
+    """Per pair, how many pairs of its own episode lead up to it, frame by frame (at most ``depth``)."""
+    index = np.arange(len(data))
+    back = np.zeros(len(data), dtype=np.int64)
+    for j in range(1, depth + 1):
+        earlier = np.clip(index - j, 0, None)
+        continues = (
+            (index >= j)
+            & (data.episode[earlier] == data.episode)
+            & (data.current[earlier] == data.current - j)
+        )
+        back = np.where(continues & (back == j - 1), j, back)
+    return back
+
+
+def _unroll(model: WorldModel, batches: _Batches, unroll: Unroll, batch_size: int = 256) -> _Unrolled:
+    """Every pair's ``s_t`` imagined open-loop from up to ``unroll.depth`` steps earlier."""
+    if model.cfg.horizon != 1:
+        raise ValueError(f"unrolling needs a horizon-1 model, not horizon {model.cfg.horizon}")
+    back = torch.from_numpy(_history(batches.data, unroll.depth)).to(batches.device)
+    rows = torch.arange(len(batches.data), device=batches.device)
+    frames = batches.frames[batches.current[rows - back]].clone()
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for step in range(1, unroll.depth + 1):  # step k applies the k-th action of each chain
+            active = rows[back >= step]
+            for chunk in active.split(batch_size):
+                pair = chunk - back[chunk] + step - 1
+                text = batches.text[batches.text_index[pair]] if batches.with_text else None
+                mask = batches.text_mask[batches.text_index[pair]] if batches.with_text else None
+                imagined, _, _ = model.imagine(
+                    frames[chunk],
+                    batches.actions[pair],
+                    text,
+                    mask,
+                    unroll.flow_steps,
+                    temperature=DEFAULT_TEMPERATURE,
+                )
+                frames[chunk] = imagined
+        latents = torch.cat([model.autoencoder.encode(chunk) for chunk in frames.split(batch_size)])
+    model.train(was_training)
+    return _Unrolled(frames, latents, unroll.share)
 
 
 def _fit_state_statistics(model: WorldModel, data: Transitions) -> None:
@@ -418,8 +510,10 @@ def finetune(
     progress: bool = True,
     max_transitions: int | None = None,
     device: str | torch.device = "cpu",
+    unroll: Unroll = Unroll(),
 ) -> Path:
-    """Ground the pretrained checkpoint ``base`` on instruction-labelled ``datasets`` with LoRA.
+    """Ground the pretrained checkpoint ``base`` on instruction-labelled ``datasets`` with LoRA,
+    optionally also on its own open-loop frames (:class:`Unroll`).
 
     Writes the folder ``out``: the merged model (``model.safetensors``), its config, and the
     adapters alone (``adapter.safetensors`` + ``adapter.json``).
@@ -433,9 +527,13 @@ def finetune(
     peft_model = add_lora(model, rank, alpha)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
 
+    unrolled: list[_Unrolled] = []
+
     def grounding_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        if unroll.due(step) or (unroll.depth and step >= unroll.start and not unrolled):
+            unrolled[:] = [_unroll(model, batches, unroll)]
         rng, generator = _generators(seed, step, batches.device)
-        return model.loss(batches.sample(rng, schedule.batch_size), generator)
+        return model.loss(batches.sample(rng, schedule.batch_size, *unrolled), generator)
 
     logs = _run_phase(
         "grounding", out, peft_model, trainable, schedule, grounding_loss, resume, checkpoint_every, progress
@@ -451,6 +549,7 @@ def finetune(
             "transitions": len(data),
             "seed": seed,
             "lora": {"rank": rank, "alpha": alpha},
+            "unroll": dataclasses.asdict(unroll),
             "schedule": dataclasses.asdict(schedule),
             "seconds": round(time.perf_counter() - started, 1),
             "logs": logs[-1:],
