@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 import vlgor_envs  # noqa: F401  (registers the VLGOR-* ids)
 from vlgor_envs import registry
+from vlgor_envs.data.sharing import FORMAT_KEY, format_metadata
 from vlgor_envs.data.staging import datasets_root, staged_dataset
 from vlgor_envs.language import language_of
 from vlgor_envs.language.goal import Goal
@@ -258,7 +259,10 @@ def collect(config: CollectConfig, starts: Sequence[tuple[int, Goal]] | None = N
             for path in data.glob("*.hdf5"):
                 repack_hdf5(path, packed)
         minari.MinariDataset(data).storage.update_metadata(
-            {"vlgor": {"env": config.env, **stats, "compression": packed}}
+            {
+                "vlgor": {"env": config.env, **stats, "compression": packed},
+                FORMAT_KEY: format_metadata(config.env, imagined=False),
+            }
         )
     return minari.load_dataset(dataset_id)
 

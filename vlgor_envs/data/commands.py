@@ -41,7 +41,10 @@ def datasets_command(
         | Annotated[ShowDataset, tyro.conf.subcommand("show")]
     ],
 ) -> None:
-    """List local vlgor datasets, or show one (`vlgor datasets show ID`)."""
+    """List local vlgor datasets, or show one (`vlgor datasets show ID`).
+
+    To share one, use Minari's CLI with a remote: `MINARI_REMOTE=hf://your-org minari upload ID
+    --key-path token.txt`, and `MINARI_REMOTE=hf://your-org minari download ID` elsewhere."""
     if isinstance(action, ShowDataset):
         print(json.dumps(describe(action.dataset_id), indent=2))
         return

@@ -25,8 +25,16 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from minari.dataset.minari_dataset import parse_dataset_id
-from minari.namespace import create_namespace, list_local_namespaces
+from minari.namespace import (
+    create_namespace,
+    get_namespace_metadata,
+    list_local_namespaces,
+    namespace_hierarchy,
+    update_namespace_metadata,
+)
 from minari.storage.datasets_root_dir import get_dataset_path
+
+from vlgor_envs.data.sharing import namespace_metadata
 
 STAGING_PREFIX = ".vlgor-staging-"
 LOCKS_FOLDER = ".vlgor-locks"
@@ -58,14 +66,24 @@ def exists_error(dataset_id: str, command: str = "collect") -> FileExistsError:
 
 
 def _ensure_namespace(namespace: str) -> None:
-    """Create ``namespace`` unless it exists, also when another process creates it meanwhile."""
-    if namespace in list_local_namespaces():
-        return
-    try:
-        create_namespace(namespace)
-    except ValueError:  # "already exists": a writer beside this one made it first
-        if namespace not in list_local_namespaces():
-            raise
+    """Create ``namespace`` unless it exists, also when another process creates it meanwhile,
+    and give it and the ones above it their metadata (:func:`_describe_namespaces`)."""
+    if namespace not in list_local_namespaces():
+        try:
+            create_namespace(namespace)
+        except ValueError:  # "already exists": a writer beside this one made it first
+            if namespace not in list_local_namespaces():
+                raise
+    _describe_namespaces(namespace)
+
+
+def _describe_namespaces(namespace: str) -> None:
+    """Write :func:`~vlgor_envs.data.sharing.namespace_metadata` into ``namespace`` and the
+    namespaces above it where theirs differs (Minari creates the parents with none)."""
+    for level in namespace_hierarchy(namespace):
+        wanted = namespace_metadata(level)
+        if wanted and get_namespace_metadata(level) != wanted:
+            update_namespace_metadata(level, **wanted)
 
 
 @contextlib.contextmanager

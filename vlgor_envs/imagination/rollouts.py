@@ -84,6 +84,7 @@ from vlgor_envs.data.collect import (
     random_action,
     repack_hdf5,
 )
+from vlgor_envs.data.sharing import FORMAT_KEY, format_metadata
 from vlgor_envs.data.staging import staged_dataset
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedVectorEnv, real_env_seed
@@ -431,7 +432,9 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
             compression=_COMPRESSION,
             imagination_seconds=round(time.perf_counter() - start, 3),
         )
-        minari.MinariDataset(data).storage.update_metadata({"vlgor": dataclasses.asdict(record)})
+        minari.MinariDataset(data).storage.update_metadata(
+            {"vlgor": dataclasses.asdict(record), FORMAT_KEY: format_metadata(config.env, imagined=True)}
+        )
     return minari.load_dataset(dataset_id)
 
 
