@@ -361,6 +361,17 @@ def _check(config: ImagineConfig) -> None:
     check_temperature(config.temperature)
 
 
+def _imagined_env_kwargs(config: ImagineConfig, flow_steps: int) -> dict[str, Any]:
+    """The arguments of the imagined vector env that makes ``config``'s rollouts."""
+    return {
+        "split": config.split,
+        "checkpoint": None if config.checkpoint is None else str(config.checkpoint),
+        "flow_steps": flow_steps,
+        "device": config.device,
+        "temperature": config.temperature,
+    }
+
+
 def imagine(config: ImagineConfig) -> minari.MinariDataset:
     """Roll the imagination model out on counterfactual prompts and write a Minari dataset.
 
@@ -383,13 +394,7 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
     folder = Path(config.checkpoint) if config.checkpoint is not None else shipped_checkpoint(config.env)
     dataset_id = config.dataset_id or imagined_dataset_id(config.env, config.split, config.edits)
     prompts = imagined_prompts(config.env, config.split, config.rollouts, config.seed, config.edits)
-    env_kwargs: dict[str, Any] = {
-        "split": config.split,
-        "checkpoint": None if config.checkpoint is None else str(config.checkpoint),
-        "flow_steps": flow_steps,
-        "device": config.device,
-        "temperature": config.temperature,
-    }
+    env_kwargs = _imagined_env_kwargs(config, flow_steps)
     num_envs = min(config.num_envs, config.rollouts)
     start = time.perf_counter()
     with staged_dataset(dataset_id, config.overwrite, command="imagine") as staging:

@@ -296,7 +296,9 @@ def _history(data: Transitions, depth: int) -> np.ndarray:
     return back
 
 
-def _unroll(model: WorldModel, batches: _Batches, unroll: Unroll, batch_size: int = 256) -> _Unrolled:
+def _unroll(
+    model: WorldModel, batches: _Batches, unroll: Unroll, progress: bool = False, batch_size: int = 256
+) -> _Unrolled:
     """Every pair's ``s_t`` imagined open-loop from up to ``unroll.depth`` steps earlier."""
     if model.cfg.horizon != 1:
         raise ValueError(f"unrolling needs a horizon-1 model, not horizon {model.cfg.horizon}")
@@ -306,9 +308,13 @@ def _unroll(model: WorldModel, batches: _Batches, unroll: Unroll, batch_size: in
     was_training = model.training
     model.eval()
     with torch.no_grad():
+        bar = tqdm(
+            total=int(back.sum()), desc="unroll frames", unit="frame", disable=not progress, leave=False
+        )
         for step in range(1, unroll.depth + 1):  # step k applies the k-th action of each chain
             active = rows[back >= step]
             for chunk in active.split(batch_size):
+                bar.update(len(chunk))
                 pair = chunk - back[chunk] + step - 1
                 text = batches.text[batches.text_index[pair]] if batches.with_text else None
                 mask = batches.text_mask[batches.text_index[pair]] if batches.with_text else None
@@ -321,6 +327,7 @@ def _unroll(model: WorldModel, batches: _Batches, unroll: Unroll, batch_size: in
                     temperature=DEFAULT_TEMPERATURE,
                 )
                 frames[chunk] = imagined
+        bar.close()
         latents = torch.cat([model.autoencoder.encode(chunk) for chunk in frames.split(batch_size)])
     model.train(was_training)
     return _Unrolled(frames, latents, unroll.share)
@@ -531,7 +538,7 @@ def finetune(
 
     def grounding_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         if unroll.due(step) or (unroll.depth and step >= unroll.start and not unrolled):
-            unrolled[:] = [_unroll(model, batches, unroll)]
+            unrolled[:] = [_unroll(model, batches, unroll, progress)]
         rng, generator = _generators(seed, step, batches.device)
         return model.loss(batches.sample(rng, schedule.batch_size, *unrolled), generator)
 
