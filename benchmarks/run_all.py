@@ -26,6 +26,7 @@ from benchmarks import (
     next_action_predictability,
     rollout_fidelity,
     steps_pilot,
+    unroll_pilot,
 )
 from benchmarks.report import RESULTS_DIR, load_result, replace_readme_section
 
@@ -80,6 +81,9 @@ def refresh_readme() -> None:
         steps_pilot,  # a pilot, run by hand (about 20 minutes a row)
     ):
         replace_readme_section(module.NAME, module.readme_table())
+    # A pilot run by hand (about 90 minutes on one core beside other work).
+    if (RESULTS_DIR / f"{unroll_pilot.NAME}.json").is_file():
+        replace_readme_section(unroll_pilot.NAME, unroll_pilot.readme_table())
     # Measured on a lent GPU (tools/device), so `main` does not run it.
     if (RESULTS_DIR / f"{imagination_gpu.NAME}.json").is_file():
         replace_readme_section(imagination_gpu.NAME, imagination_gpu.readme_table())

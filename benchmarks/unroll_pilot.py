@@ -19,7 +19,7 @@ import torch
 import tyro
 
 from benchmarks import rollout_fidelity
-from benchmarks.report import RESULTS_DIR, markdown_table, provenance, write_result
+from benchmarks.report import RESULTS_DIR, load_result, markdown_table, provenance, write_result
 from vlgor_envs.imagination.checkpoint import shipped_checkpoint
 from vlgor_envs.imagination.training import Schedule, Unroll, finetune
 
@@ -79,7 +79,8 @@ def measure(args: Args) -> dict[str, Any]:
     return rows
 
 
-def readme_table(record: dict[str, Any]) -> str:
+def readme_table(record: dict[str, Any] | None = None) -> str:
+    record = record or load_result(NAME)
     keys = ("psnr", "ball_error", "success_agreement")
     header = ["model"] + [f"{key} @ {step}" for key in keys for step in SHOWN_STEPS]
     rows = [
