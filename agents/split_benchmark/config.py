@@ -140,9 +140,9 @@ PRESETS: dict[str, Preset] = {
     # `make demo`: a few minutes.
     "demo": Preset(200, {"rephrasing": 0, "counterfactual": 200, "hard": 0}, 1000, 5, 30),
     # The full CLEVR table on 2 CPU cores: the paper's 6,400 real rollouts (cheap to collect,
-    # and 1,200 were memorised), 6,000 updates (runs with mixed-in data were still learning at
-    # 3,000), 3 seeds, and 100 episodes per split and run from the checkpoints of the last 40%.
-    "cpu": Preset(6400, {"rephrasing": 200, "counterfactual": 400, "hard": 200}, 6000, 10, 20),
+    # and 1,200 were memorised), 12,000 updates (runs with mixed-in data were still learning at
+    # 6,000), 3 seeds, and 100 episodes per split and run from the checkpoints of the last 40%.
+    "cpu": Preset(6400, {"rephrasing": 200, "counterfactual": 400, "hard": 200}, 12_000, 10, 20),
     # The paper's sizes (App. A): 6,400 real rollouts, 5,400 / 6,400 / 1,680 imagined; a GPU.
     "paper": Preset(
         6400, {"rephrasing": 5400, "counterfactual": 6400, "hard": 1680}, 100_000, 50, 100, batch_size=128
@@ -173,8 +173,8 @@ class Args:
     seeds: int = 3
     """Seeds per (algorithm, regime): 0 .. seeds-1."""
     preset: Literal["tiny", "demo", "cpu", "paper"] = "cpu"
-    """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's BC in three regimes took
-    about 80 minutes with `--workers 2`; see docs/RESULTS.md), `paper` is for a GPU."""
+    """Sizes: `cpu` is each env's table on 2 CPU cores (CLEVR's BC in three regimes takes
+    about 3 hours with `--workers 2`; see docs/RESULTS.md), `paper` is for a GPU."""
     regimes: tuple[str, ...] | None = None
     """Data regimes to compare (see the module docstring; default: all five on CLEVR; baseline,
     vlgor and oracle on Meta-World)."""
