@@ -268,8 +268,13 @@ class Unroll:
                 f"need depth >= 0, share in [0, 1], start >= 0 and refresh_every >= 1; got {self}"
             )
 
+    def due_from(self, step: int) -> bool:
+        """Whether training at ``step`` uses unrolled frames."""
+        return self.depth > 0 and step >= self.start
+
     def due(self, step: int) -> bool:
-        return self.depth > 0 and step >= self.start and (step - self.start) % self.refresh_every == 0
+        """Whether the unrolled frames are remade at ``step``."""
+        return self.due_from(step) and (step - self.start) % self.refresh_every == 0
 
 
 @dataclasses.dataclass
@@ -537,7 +542,7 @@ def finetune(
     unrolled: list[_Unrolled] = []
 
     def grounding_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        if unroll.due(step) or (unroll.depth and step >= unroll.start and not unrolled):
+        if unroll.due(step) or (unroll.due_from(step) and not unrolled):  # also after a resume
             unrolled[:] = [_unroll(model, batches, unroll, progress)]
         rng, generator = _generators(seed, step, batches.device)
         return model.loss(batches.sample(rng, schedule.batch_size, *unrolled), generator)
