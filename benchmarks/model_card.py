@@ -7,7 +7,9 @@ from typing import Any
 
 from benchmarks.imagination_fidelity import NAME as FIDELITY
 from benchmarks.imagination_fidelity import SPLITS
-from benchmarks.report import RESULTS_DIR
+from benchmarks.report import RESULTS_DIR, markdown_table
+from benchmarks.rollout_fidelity import NAME as ROLLOUTS
+from benchmarks.rollout_fidelity import TABLE_STEPS, env_rows
 from vlgor_envs.imagination.checkpoint import SHIPPED, read_config, shipped_checkpoint
 
 #: The commands that made each shipped checkpoint (datasets first, then the two stages).
@@ -57,13 +59,41 @@ RECIPE_NOTES = {
 }
 
 
-def _figures(env: str) -> dict[str, Any] | None:
-    path = RESULTS_DIR / f"{FIDELITY}.json"
+def _figures(name: str, env: str) -> dict[str, Any] | None:
+    """``env``'s figures in the committed result ``name``, if measured."""
+    path = RESULTS_DIR / f"{name}.json"
     if not path.is_file():
         return None
     result: dict[str, Any] = json.loads(path.read_text())
     figures: dict[str, Any] | None = result["figures"].get(env)
     return figures
+
+
+def _metrics(env: str) -> list[str]:
+    """The card's metrics: one step on held-out transitions, then whole open-loop rollouts."""
+    one_step = _figures(FIDELITY, env)
+    lines = ["## Metrics", ""]
+    if one_step is None:
+        lines.append(f"Run `python -m benchmarks.{FIDELITY}` to measure them.")
+    else:
+        keys = sorted({k for split in SPLITS for k, v in one_step[split].items() if isinstance(v, float)})
+        rows = [[key] + [f"{one_step[split][key]:.4g}" for split in SPLITS] for key in keys]
+        lines += [
+            f"One step on held-out expert transitions (`python -m benchmarks.{FIDELITY}`):",
+            "",
+            markdown_table(["figure", *(f"{split} instructions" for split in SPLITS)], rows),
+        ]
+    rollouts = _figures(ROLLOUTS, env)
+    if rollouts is not None:
+        lines += [
+            "",
+            "Open-loop rollouts of the expert's actions, each frame imagined from the previous imagined "
+            f"one ({sum(rollouts['episodes'].values())} held-out rollouts; "
+            f"`python -m benchmarks.{ROLLOUTS}`):",
+            "",
+            markdown_table(["figure", *(f"step {k}" for k in TABLE_STEPS)], env_rows(env, rollouts)),
+        ]
+    return lines
 
 
 def _steps(autoencoder: Any) -> str:
@@ -121,18 +151,8 @@ def card(env: str) -> str:
         "",
         *(f"- {note}" for note in RECIPE_NOTES[env]),
         "",
-        "## Metrics",
-        "",
+        *_metrics(env),
     ]
-    figures = _figures(env)
-    if figures is None:
-        lines.append("Run `python -m benchmarks.imagination_fidelity` to measure them.")
-    else:
-        lines.append("On held-out expert transitions (`python -m benchmarks.imagination_fidelity`):")
-        lines.append("")
-        for split in SPLITS:
-            shown = {k: round(v, 4) for k, v in figures[split].items() if isinstance(v, float)}
-            lines.append(f"- {split} instructions: {shown}")
     return "\n".join(lines) + "\n"
 
 

@@ -239,19 +239,21 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def env_rows(env: str, found: dict[str, Any]) -> list[list[str]]:
+    """One table row per figure of ``env``'s pooled rollouts, at the steps of ``TABLE_STEPS``."""
+    pooled = found["all"]
+    keys = ["psnr", "copy_psnr", "ssim"]
+    keys += ["ball_error", "copy_ball_error"] if env == "clevr" else ["object_error_m"]
+    keys += ["success_agreement", "real_success"]
+    return [
+        [key] + [f"{pooled[key][k - 1]:.3f}" if k <= len(pooled[key]) else "" for k in TABLE_STEPS]
+        for key in keys
+    ]
+
+
 def readme_table(directory: Path = RESULTS_DIR) -> str:
     result = json.loads((directory / f"{NAME}.json").read_text())
-    rows = []
-    for env, found in result["figures"].items():
-        pooled = found["all"]
-        keys = ["psnr", "copy_psnr", "ssim"]
-        keys += ["ball_error", "copy_ball_error"] if env == "clevr" else ["object_error_m"]
-        keys += ["success_agreement", "real_success"]
-        for key in keys:
-            values = pooled[key]
-            rows.append(
-                [env, key] + [f"{values[k - 1]:.3f}" if k <= len(values) else "" for k in TABLE_STEPS]
-            )
+    rows = [[env, *row] for env, found in result["figures"].items() for row in env_rows(env, found)]
     header = ["env", "figure"] + [f"step {k}" for k in TABLE_STEPS]
     episodes = ", ".join(
         f"{env} {sum(found['episodes'].values())}" for env, found in result["figures"].items()

@@ -45,3 +45,19 @@ def test_card_lists_every_decoder_pass_of_a_chain_oldest_first(
     grounding_line = next(line for line in lines if line.startswith("- Grounding:"))
     assert f"{grounding['schedule']['steps']} steps, {grounding['seconds']} s." in grounding_line
     assert "plus the tuned decoder" in lines[2]
+
+
+def test_card_gives_one_step_and_open_loop_figures_from_the_committed_results() -> None:
+    results = model_card.RESULTS_DIR
+    rollouts = json.loads((results / "rollout_fidelity.json").read_text())["figures"]["clevr"]["all"]
+    one_step = json.loads((results / "imagination_fidelity.json").read_text())["figures"]["clevr"]
+
+    lines = model_card.card("clevr").splitlines()
+
+    step10 = model_card.TABLE_STEPS.index(10)
+    psnr_rows = [line for line in lines if line.startswith("| psnr |")]
+    assert len(psnr_rows) == 2, "one row in the one-step table, one in the open-loop table"
+    one_step_cells = [cell.strip() for cell in psnr_rows[0].strip("|").split("|")]
+    assert one_step_cells[1:] == [f"{one_step[split]['psnr']:.4g}" for split in model_card.SPLITS]
+    open_loop_cells = [cell.strip() for cell in psnr_rows[1].strip("|").split("|")]
+    assert open_loop_cells[1 + step10] == f"{rollouts['psnr'][9]:.3f}"
