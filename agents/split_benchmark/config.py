@@ -29,7 +29,9 @@ paper's dataset holds rollouts "that achieve them"); ``--drop-failures False`` k
 ``--workers N`` makes the missing datasets and trains and evaluates the runs in ``N`` processes
 side by side (each on ``cores // N`` torch threads unless ``--threads``). A run starts once its
 datasets exist, so the baselines train while the rest is imagined. On two cores, two one-thread
-workers finish the table sooner than one two-thread process.
+workers finish the table sooner than one two-thread process. ``--backend ray`` runs the same
+jobs as Ray tasks that declare their CPUs (and a GPU on a CUDA device), on a local Ray or the
+cluster at ``--address``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from vlgor_envs.imagination.rollouts import (
     check_arguments,
 )
 from vlgor_envs.registry import EnvName
+from vlgor_envs.workers import Backend
 
 NAME = "splits"
 #: README section of the per-goal-kind table of ``<NAME>_<env>.json``.
@@ -208,7 +211,14 @@ class Args:
     docstring); `make bench` uses one per core, up to four."""
     threads: int | None = None
     """torch intra-op threads of each process (default: torch's choice with one worker, the
-    cores shared out between several)."""
+    cores shared out between several; with Ray, 1, the CPUs each task declares)."""
+    backend: Backend = "local"
+    """Where the datasets are made and the runs trained: `local` processes, or `ray` tasks (the
+    extra `pip install 'vlgor[ray]'`), on a local Ray of `--workers` tasks or the cluster at
+    `--address`; the results, the JSON and `--resume` are the same."""
+    address: str | None = None
+    """A Ray cluster to run on (`ray://host:10001`, or `auto` on a cluster node); its workers
+    need this machine's datasets and run folders at the same paths (a shared file system)."""
     results: Path = Path("benchmarks/results")
     """Where <name>_<env>.json and .png go."""
     name: str = NAME

@@ -6,11 +6,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import multiprocessing
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,7 @@ from agents.split_benchmark.evaluation import (
     reference_policy,
     run_rates,
 )
-from vlgor_envs import registry
+from vlgor_envs import registry, workers
 from vlgor_envs.data.d3rlpy_bridge import instruction_examples
 from vlgor_envs.imagination.rollouts import (
     ImaginedMetadata,
@@ -56,38 +54,13 @@ from vlgor_envs.imagination.rollouts import (
 from vlgor_envs.language import InstructionExamples, instruction_encoder
 
 
-def _worker_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-class _InProcess(Executor):
-    """Runs each call as it is submitted, in this process: the executor of one worker."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
 @contextlib.contextmanager
 def worker_pool(args: Args) -> Iterator[Executor]:
-    """``args.workers`` spawned processes, or this one alone for one worker."""
-    if args.workers < 1:
-        raise ValueError(f"workers must be >= 1, got {args.workers}")
-    if args.workers == 1:
-        yield _InProcess()
-        return
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
-    # Spawned, not forked: the parent may hold torch threads and open HDF5 files.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(args.workers, context, initializer=_worker_threads, initargs=(threads,))
-    try:
+    """The executor of ``args.backend``: ``args.workers`` local processes (this one alone for
+    one), or Ray tasks of ``args.threads`` CPUs and, on a CUDA device, one GPU each."""
+    gpus = 1.0 if args.device.startswith("cuda") else 0.0
+    with workers.worker_pool(args.workers, args.threads, args.backend, args.address, gpus) as pool:
         yield pool
-    except BaseException:
-        # Drop the queued runs; the ones running finish and are kept for --resume.
-        pool.shutdown(cancel_futures=True)
-        raise
-    pool.shutdown()
 
 
 def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:
