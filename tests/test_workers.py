@@ -1,4 +1,5 @@
-"""Where long jobs run: Ray tasks give what this process gives, errors included."""
+"""Where long jobs run: Ray tasks give what this process gives, errors included, for the split
+benchmark and for imagination in shards."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from agents import split_benchmark as splits_benchmark
 from agents.split_benchmark import Args as SplitArgs
 from vlgor_envs import workers
+from vlgor_envs.data.staging import datasets_root
+from vlgor_envs.imagination.rollouts import ImagineConfig, ImaginedMetadata, imagine
+from vlgor_envs.imagination.shards import shard_ranges
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +83,38 @@ def test_split_benchmark_on_ray_gives_the_local_table(local_ray: None, tmp_path:
     assert on_ray["references"] == local["references"]
     assert _untimed(on_ray["runs"]) == _untimed(local["runs"])
     assert (tmp_path / "ray" / "clevr" / "DiscreteBC" / "baseline" / "seed1" / "benchmark_run.json").is_file()
+
+
+def test_shard_ranges_cover_every_rollout_once_in_order() -> None:
+    assert shard_ranges(7, 3) == [range(0, 2), range(2, 4), range(4, 7)]
+    assert [r for part in shard_ranges(100, 8) for r in part] == list(range(100))
+    with pytest.raises(ValueError, match=r"shards must be <= rollouts \(3\), got 4"):
+        imagine(ImagineConfig("clevr", rollouts=3, shards=4))
+
+
+def test_imagination_in_shards_on_ray_gives_the_one_process_dataset(local_ray: None) -> None:
+    # Random first actions: each shard must draw what one process draws at its rollouts.
+    config = ImagineConfig(
+        "clevr", rollouts=6, num_envs=2, max_steps=4, first_action="random", threads=1, progress=False
+    )
+    one = imagine(dataclasses.replace(config, dataset_id="vlgor/clevr/one-process-v0"))
+    sharded_config = dataclasses.replace(config, dataset_id="vlgor/clevr/sharded-v0", shards=2, backend="ray")
+    sharded = imagine(sharded_config)
+
+    ones, shardeds = list(one.iterate_episodes()), list(sharded.iterate_episodes())
+    assert len(ones) == len(shardeds) == 6
+    for a, b in zip(ones, shardeds, strict=True):
+        assert np.array_equal(a.observations["image"], b.observations["image"])
+        assert list(a.observations["instruction"]) == list(b.observations["instruction"])
+        assert np.array_equal(a.actions, b.actions) and np.array_equal(a.rewards, b.rewards)
+    episodes = range(one.total_episodes)
+    assert list(one.storage.get_episode_metadata(episodes)) == list(
+        sharded.storage.get_episode_metadata(episodes)
+    )
+    record, sharded_record = ImaginedMetadata.of(one), ImaginedMetadata.of(sharded)
+    assert sharded_record.shards == 2
+    untimed = {"imagination_seconds": 0.0, "shards": 1}
+    assert dataclasses.replace(sharded_record, **untimed) == dataclasses.replace(record, **untimed)
+    assert sharded.storage.metadata["description"] == one.storage.metadata["description"]
+    # The shards were written inside the dataset's staging folder, which is gone.
+    assert not list(datasets_root().glob(".vlgor-staging-*"))

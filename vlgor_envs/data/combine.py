@@ -71,17 +71,28 @@ def combine(dataset_ids: Sequence[str], new_id: str, overwrite: bool = False) ->
     if len(dataset_ids) < 2:
         raise ValueError(f"combine needs at least two datasets, got {list(dataset_ids)}")
     datasets = [minari.load_dataset(dataset_id) for dataset_id in dataset_ids]
+    with staged_dataset(new_id, overwrite, command="combine") as staging:
+        combined = write_combined(datasets, staging / new_id, new_id)
+        record = {"combined_from": list(dataset_ids), "episodes": combined.total_episodes}
+        combined.storage.update_metadata({"vlgor": record})
+    return minari.load_dataset(new_id)
+
+
+def write_combined(
+    datasets: Sequence[minari.MinariDataset], folder: Path, new_id: str
+) -> minari.MinariDataset:
+    """``datasets``' episodes, in order, as the dataset ``new_id`` in ``folder``: their images as
+    stored, their episodes' metadata and their shared ``metadata["vlgor_format"]``."""
     shared = _shared_format(datasets)
     episodes = [
         {key: value for key, value in meta.items() if key != "id"}  # Minari numbers them anew
         for dataset in datasets
         for meta in dataset.storage.get_episode_metadata(range(dataset.total_episodes))
     ]
-    with staged_dataset(new_id, overwrite, command="combine") as staging:
-        combined = _combined_episodes(datasets, staging / new_id, new_id)
-        for path in (staging / new_id / "data").glob("*.hdf5"):
-            repack_hdf5(path, "gzip")  # Minari writes the combination uncompressed
-        combined.storage.update_episode_metadata(episodes)
-        record = {"combined_from": list(dataset_ids), "episodes": combined.total_episodes}
-        combined.storage.update_metadata({"vlgor": record} | ({FORMAT_KEY: shared} if shared else {}))
-    return minari.load_dataset(new_id)
+    combined = _combined_episodes(datasets, folder, new_id)
+    for path in (folder / "data").glob("*.hdf5"):
+        repack_hdf5(path, "gzip")  # Minari writes the combination uncompressed
+    combined.storage.update_episode_metadata(episodes)
+    if shared:
+        combined.storage.update_metadata({FORMAT_KEY: shared})
+    return combined

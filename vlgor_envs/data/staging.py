@@ -87,7 +87,7 @@ def _describe_namespaces(namespace: str) -> None:
 
 
 @contextlib.contextmanager
-def _minari_root(path: Path) -> Iterator[None]:
+def minari_root(path: Path) -> Iterator[None]:
     """Point Minari (which reads ``MINARI_DATASETS_PATH`` on every call) at ``path``."""
     previous = os.environ.get(_MINARI_ENV_VAR)
     os.environ[_MINARI_ENV_VAR] = str(path)
@@ -209,7 +209,7 @@ def staged_dataset(dataset_id: str, overwrite: bool, command: str = "collect") -
     with writer_lock(root, dataset_id, command):
         staging = _staging_folder(root, dataset_id)
         try:
-            with _minari_root(staging):
+            with minari_root(staging):
                 yield staging
             _move_into_place(staging, dataset_id, namespace, overwrite, command)
         finally:

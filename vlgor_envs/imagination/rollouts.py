@@ -85,7 +85,7 @@ from vlgor_envs.data.collect import (
     repack_hdf5,
 )
 from vlgor_envs.data.sharing import FORMAT_KEY, format_metadata
-from vlgor_envs.data.staging import staged_dataset
+from vlgor_envs.data.staging import datasets_root, staged_dataset
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedVectorEnv, real_env_seed
 from vlgor_envs.imagination.model import (
@@ -97,6 +97,7 @@ from vlgor_envs.imagination.model import (
 from vlgor_envs.language import language_of
 from vlgor_envs.language.goal import Goal, check_choice
 from vlgor_envs.registry import EnvName
+from vlgor_envs.workers import Backend
 
 #: ``edits`` choices: both edit types, or one of them (the paper's Table 2 ablations).
 EDITS: tuple[str, ...] = ("both", "target", "behavior")
@@ -117,6 +118,8 @@ class Prompt:
     """The train goal that was edited (``None`` without an edit)."""
     seed: int
     """Reset seed of the imagined env (``seed + k`` for rollout ``k``)."""
+    rollout: int = 0
+    """``k``: where the prompt stands among the dataset's rollouts."""
 
 
 def imagined_dataset_id(env: str, split: str = "counterfactual", edits: str = "both") -> str:
@@ -158,9 +161,9 @@ def imagined_prompts(env: str, split: str, rollouts: int, seed: int = 0, edits: 
     for k in range(rollouts):
         if split == "counterfactual":
             goal, edit, source = language.sample_counterfactual(edits, rng)
-            prompts.append(Prompt(goal, edit, source, seed + k))
+            prompts.append(Prompt(goal, edit, source, seed + k, k))
         else:
-            prompts.append(Prompt(language.sample_goal(split, rng), NO_EDIT, None, seed + k))
+            prompts.append(Prompt(language.sample_goal(split, rng), NO_EDIT, None, seed + k, k))
     return prompts
 
 
@@ -210,7 +213,7 @@ class _Rollout:
             "success": bool(self.terminations[-1]),
             "edit": self.prompt.edit,
             "source_goal": source.to_json() if source is not None else json.dumps(None),
-            "rollout": self.index,
+            "rollout": self.prompt.rollout,
         }
 
 
@@ -238,6 +241,11 @@ class _FirstActions:
         if how == "expert":
             self.real = gym.make(registry.entry(env).env_id, split=split, image_size=image_size)
             self.expert = make_expert(env)
+
+    def skip(self, rollouts: int) -> None:
+        """Draw the random first actions of ``rollouts`` earlier rollouts (a shard's start)."""
+        for _ in range(rollouts if self.real is None else 0):
+            random_action(self.space, self.rng)
 
     def __call__(self, prompt: Prompt, image: np.ndarray) -> Any:
         if self.real is None:
@@ -290,6 +298,8 @@ class ImaginedMetadata:
     device: str = "cpu"
     compression: str = _COMPRESSION
     imagination_seconds: float = 0.0
+    #: Shards imagined side by side and combined (``vlgor imagine --shards``).
+    shards: int = 1
 
     @classmethod
     def of(cls, dataset: minari.MinariDataset | str) -> ImaginedMetadata:
@@ -344,12 +354,21 @@ class ImagineConfig:
     """torch intra-op threads (default: torch's choice)."""
     progress: bool = True
     """Show a progress bar over rollouts."""
+    shards: int = 1
+    """Imagine the rollouts in this many contiguous shards side by side (each rollout keeps its
+    seed and prompt), then combine them into the one dataset; the same episodes as one process
+    when each shard holds at least `num_envs` rollouts (the model is batched alike)."""
+    backend: Backend = "local"
+    """Where the shards run: `local` processes, or `ray` tasks (`pip install 'vlgor[ray]'`)."""
+    address: str | None = None
+    """The Ray cluster for `--backend ray` (default: a local Ray); its workers need this
+    machine's Minari datasets root at the same path."""
 
 
 def _check(config: ImagineConfig) -> None:
     check_arguments(config.env, config.split, config.edits)
     check_choice("first_action", config.first_action, FIRST_ACTIONS)
-    for name in ("rollouts", "num_envs"):
+    for name in ("rollouts", "num_envs", "shards"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.seed < 0:
@@ -359,9 +378,11 @@ def _check(config: ImagineConfig) -> None:
     if config.flow_steps is not None and config.flow_steps < 1:
         raise ValueError(f"flow_steps must be >= 1, got {config.flow_steps}")
     check_temperature(config.temperature)
+    if config.shards > config.rollouts:
+        raise ValueError(f"shards must be <= rollouts ({config.rollouts}), got {config.shards}")
 
 
-def _imagined_env_kwargs(config: ImagineConfig, flow_steps: int) -> dict[str, Any]:
+def imagined_env_kwargs(config: ImagineConfig, flow_steps: int) -> dict[str, Any]:
     """The arguments of the imagined vector env that makes ``config``'s rollouts."""
     return {
         "split": config.split,
@@ -388,59 +409,98 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
         RuntimeError: ``drop_failures`` and no rollout reached its goal (nothing is written).
     """
     _check(config)
+    if config.shards > 1:
+        from vlgor_envs.imagination.shards import imagine_in_shards  # it builds on this module
+
+        return imagine_in_shards(config)
+    dataset_id = config.dataset_id or imagined_dataset_id(config.env, config.split, config.edits)
+    start = time.perf_counter()
+    with staged_dataset(dataset_id, config.overwrite, command="imagine") as staging:
+        stats = imagine_rollouts(config, dataset_id, range(config.rollouts))
+        record = imagined_record(config, stats, time.perf_counter() - start)
+        write_record(minari.MinariDataset(staging / dataset_id / "data"), config.env, record)
+    return minari.load_dataset(dataset_id)
+
+
+def imagine_rollouts(
+    config: ImagineConfig, dataset_id: str, rollouts: range, allow_empty: bool = False
+) -> dict[str, Any]:
+    """Imagine ``config``'s rollouts ``rollouts`` as dataset ``dataset_id`` in the current
+    Minari root (packed, without ``metadata["vlgor"]``); returns their counts. Without
+    ``allow_empty``, nothing left after ``drop_failures`` is an error."""
     if config.threads:
         torch.set_num_threads(config.threads)
     flow_steps = DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps
-    folder = Path(config.checkpoint) if config.checkpoint is not None else shipped_checkpoint(config.env)
-    dataset_id = config.dataset_id or imagined_dataset_id(config.env, config.split, config.edits)
     prompts = imagined_prompts(config.env, config.split, config.rollouts, config.seed, config.edits)
-    env_kwargs = _imagined_env_kwargs(config, flow_steps)
-    num_envs = min(config.num_envs, config.rollouts)
-    start = time.perf_counter()
-    with staged_dataset(dataset_id, config.overwrite, command="imagine") as staging:
-        stats = _imagine_staged(
-            config.env,
-            env_kwargs,
-            dataset_id,
-            prompts,
-            not config.drop_failures,
-            config.first_action,
-            config.max_steps,
-            _generators(config.seed)[1],
-            config.progress,
-            num_envs,
-        )
-        data = staging / dataset_id / "data"
-        for path in data.glob("*.hdf5"):
-            repack_hdf5(path, _COMPRESSION)
-        record = ImaginedMetadata(
-            env=config.env,
-            env_id=registry.entry(config.env).imagined_env_id,
-            real_env_id=registry.entry(config.env).env_id,
-            split=config.split,
-            edits=config.edits,
-            policy=f"imagination model (first action: {config.first_action})",
-            first_action=config.first_action,
-            checkpoint=str(folder),
-            checkpoint_shipped=config.checkpoint is None,
-            checkpoint_sha256=checkpoint_digest(folder),
-            flow_steps=flow_steps,
-            temperature=config.temperature,
-            max_steps=config.max_steps,
-            seed=config.seed,
-            rollout_seeds=f"seed + k for rollout k in [0, {config.rollouts})",
-            rollouts=config.rollouts,
+    stats = _imagine_staged(
+        config.env,
+        imagined_env_kwargs(config, flow_steps),
+        dataset_id,
+        prompts[rollouts.start : rollouts.stop],
+        _Options(
             keep_failures=not config.drop_failures,
-            **stats,
-            num_envs=num_envs,
-            device=config.device,
-            compression=_COMPRESSION,
-            imagination_seconds=round(time.perf_counter() - start, 3),
-        )
-        minari.MinariDataset(data).storage.update_metadata(
-            {"vlgor": dataclasses.asdict(record), FORMAT_KEY: format_metadata(config.env, imagined=True)}
-        )
-    return minari.load_dataset(dataset_id)
+            first_action=config.first_action,
+            max_steps=config.max_steps,
+            progress=config.progress,
+            num_envs=min(config.num_envs, len(rollouts)),
+            allow_empty=allow_empty,
+            earlier_rollouts=rollouts.start,
+        ),
+        _generators(config.seed)[1],
+    )
+    for path in (datasets_root() / dataset_id / "data").glob("*.hdf5"):
+        repack_hdf5(path, _COMPRESSION)
+    return stats
+
+
+def imagined_record(
+    config: ImagineConfig, stats: dict[str, Any], seconds: float, shards: int = 1
+) -> ImaginedMetadata:
+    """``metadata["vlgor"]`` of the dataset ``config`` makes, from its rollouts' ``stats``."""
+    folder = Path(config.checkpoint) if config.checkpoint is not None else shipped_checkpoint(config.env)
+    return ImaginedMetadata(
+        env=config.env,
+        env_id=registry.entry(config.env).imagined_env_id,
+        real_env_id=registry.entry(config.env).env_id,
+        split=config.split,
+        edits=config.edits,
+        policy=f"imagination model (first action: {config.first_action})",
+        first_action=config.first_action,
+        checkpoint=str(folder),
+        checkpoint_shipped=config.checkpoint is None,
+        checkpoint_sha256=checkpoint_digest(folder),
+        flow_steps=DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps,
+        temperature=config.temperature,
+        max_steps=config.max_steps,
+        seed=config.seed,
+        rollout_seeds=f"seed + k for rollout k in [0, {config.rollouts})",
+        rollouts=config.rollouts,
+        keep_failures=not config.drop_failures,
+        **stats,
+        num_envs=min(config.num_envs, config.rollouts // shards),
+        shards=shards,
+        device=config.device,
+        compression=_COMPRESSION,
+        imagination_seconds=round(seconds, 3),
+    )
+
+
+def write_record(dataset: minari.MinariDataset, env: str, record: ImaginedMetadata) -> None:
+    """Store ``record`` and the shared format description in ``dataset``'s metadata."""
+    dataset.storage.update_metadata(
+        {"vlgor": dataclasses.asdict(record), FORMAT_KEY: format_metadata(env, imagined=True)}
+    )
+
+
+def imagined_description(env: str, env_kwargs: dict[str, Any], rollouts: int, first_action: str) -> str:
+    """The Minari description of an imagined dataset of ``rollouts`` rollouts."""
+    settings = ", ".join(f"{k}={v}" for k, v in env_kwargs.items())
+    return (
+        f"{rollouts} rollouts of the imagination model in {registry.entry(env).imagined_env_id} on "
+        f"{env_kwargs['split']} prompts ({settings}); first action: {first_action}, then the model's "
+        "own predicted actions. Images are lossless; each episode's metadata holds its instruction, "
+        "split, goal (JSON), success, edit and source goal."
+    )
 
 
 def _empty_dataset(
@@ -463,13 +523,7 @@ def _empty_dataset(
                 ),
                 algorithm_name=f"imagination model, first action {first_action}",
                 author="vlgor",
-                description=(
-                    f"{prompts} rollouts of the imagination model in {imagined_id} on "
-                    f"{split} prompts ({', '.join(f'{k}={v}' for k, v in env_kwargs.items())}); "
-                    f"first action: {first_action}, then the model's own predicted actions. Images are "
-                    "lossless; each episode's metadata holds its instruction, split, goal (JSON), "
-                    "success, edit and source goal."
-                ),
+                description=imagined_description(env, env_kwargs, prompts, first_action),
                 data_format="hdf5",
                 jpeg_encoding=False,
             )
@@ -570,9 +624,9 @@ class _OrderedWriter:
                 self.kept_edits[first.prompt.edit] += 1
                 self.steps += len(first.actions)
 
-    def finish(self, prompts: int) -> None:
-        """Write the episodes' metadata; raise if every rollout was dropped."""
-        if not self.metadata:
+    def finish(self, prompts: int, allow_empty: bool = False) -> None:
+        """Write the episodes' metadata; raise if every rollout was dropped (unless allowed)."""
+        if not self.metadata and not allow_empty:
             raise RuntimeError(
                 f"none of the {prompts} imagined rollouts reached its goal, so drop_failures=True "
                 "left nothing to write; imagine more rollouts or keep the failures"
@@ -580,22 +634,33 @@ class _OrderedWriter:
         self.storage.update_episode_metadata(self.metadata)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """How :func:`_imagine_staged` rolls its prompts out and writes them."""
+
+    keep_failures: bool
+    first_action: str
+    max_steps: int | None
+    progress: bool
+    num_envs: int
+    #: Whether no rollout kept is fine (a shard of a larger dataset), not an error.
+    allow_empty: bool = False
+    #: Rollouts before these prompts, whose random first actions the generator skips.
+    earlier_rollouts: int = 0
+
+
 def _imagine_staged(
     env: str,
     env_kwargs: dict[str, Any],
     dataset_id: str,
     prompts: Sequence[Prompt],
-    keep_failures: bool,
-    first_action: str,
-    max_steps: int | None,
+    options: _Options,
     action_rng: np.random.Generator,
-    progress: bool,
-    num_envs: int,
 ) -> dict[str, Any]:
     """Imagine the rollouts into the current Minari root; returns counts for ``metadata["vlgor"]``."""
     vector = gym.make_vec(
         registry.entry(env).imagined_env_id,
-        num_envs=num_envs,
+        num_envs=options.num_envs,
         vectorization_mode="vector_entry_point",
         **env_kwargs,
     )
@@ -606,21 +671,23 @@ def _imagine_staged(
     image_size = observation_space["image"].shape[0]
     split = env_kwargs["split"]
     first_actions = _FirstActions(
-        env, first_action, split, vector.single_action_space, image_size, action_rng
+        env, options.first_action, split, vector.single_action_space, image_size, action_rng
     )
+    first_actions.skip(options.earlier_rollouts)
     try:
-        dataset = _empty_dataset(env, env_kwargs, dataset_id, len(prompts), first_action, image_size)
-        writer = _OrderedWriter(dataset, split, keep_failures)
-        slots = _Slots(vector, prompts, first_actions, max_steps)
+        dataset = _empty_dataset(env, env_kwargs, dataset_id, len(prompts), options.first_action, image_size)
+        writer = _OrderedWriter(dataset, split, options.keep_failures)
+        slots = _Slots(vector, prompts, first_actions, options.max_steps)
         successes = finished = 0
-        with tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not progress) as bar:
+        bar = tqdm(total=len(prompts), desc=dataset_id, unit="rollout", disable=not options.progress)
+        with bar:
             while slots.running():
                 for rollout in slots.step():
                     successes, finished = successes + rollout.terminations[-1], finished + 1
                     writer.add(rollout)
                     bar.update(1)
                     bar.set_postfix(success=f"{successes / finished:.2f}")
-        writer.finish(len(prompts))
+        writer.finish(len(prompts), options.allow_empty)
     finally:
         first_actions.close()
         vector.close()
