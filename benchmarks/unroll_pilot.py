@@ -1,10 +1,12 @@
-"""Pilot: does grounding on the model's own open-loop frames keep whole rollouts truer?
+"""Pilot: does grounding on the model's own open-loop frames, or on noised ones, keep whole
+rollouts truer?
 
 From the shipped CLEVR checkpoint, more LoRA grounding for ``steps`` steps, once plainly
-(``depth 0``, the control: more training alone) and once per unroll depth (a share of each
+(``depth 0``, the control: more training alone), once per unroll depth (a share of each
 batch conditioned on the model's own frames imagined that many steps open-loop; see
-:class:`~vlgor_envs.imagination.training.Unroll`); then each model, and the shipped one, on
-the per-step fidelity benchmark (:mod:`benchmarks.rollout_fidelity`, CLEVR).
+:class:`~vlgor_envs.imagination.training.Unroll`) and once per conditioning-noise scale
+(``finetune``'s ``condition_noise``); then each model, and the shipped one, on the per-step
+fidelity benchmark (:mod:`benchmarks.rollout_fidelity`, CLEVR).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from vlgor_envs.imagination.training import Schedule, Unroll, finetune
 
 NAME = "unroll_pilot"
 SHOWN_STEPS = (1, 5, 10, 20)
+NOISE_NOTE = "; noise S: conditioning latents noised at a scale drawn up to S per pair"
 
 
 @dataclass
 class Args:
     depths: tuple[int, ...] = (0, 4)
     """Unroll depths to ground with (0: plain grounding, the control)."""
+    noises: tuple[float, ...] = ()
+    """Conditioning-noise scales to ground with (each without unrolling)."""
     steps: int = 1000
     share: float = 0.5
     refresh_every: int = 500
@@ -44,16 +49,18 @@ class Args:
     results: Path = RESULTS_DIR
 
 
-def ground(args: Args, depth: int) -> tuple[Path, float]:
-    """The checkpoint grounded further with unroll ``depth``, and the seconds it took."""
+def ground(args: Args, depth: int, noise: float = 0.0) -> tuple[Path, float]:
+    """The checkpoint grounded further with unroll ``depth`` and conditioning ``noise``, and the
+    seconds it took."""
     started = time.perf_counter()
     folder = finetune(
         shipped_checkpoint("clevr"),
         list(args.datasets),
-        args.out / f"depth{depth}",
+        args.out / (f"noise{noise:g}" if noise else f"depth{depth}"),
         Schedule(args.steps, batch_size=64, learning_rate=args.learning_rate),
         resume=True,
         unroll=Unroll(depth, args.share, start=0, refresh_every=args.refresh_every),
+        condition_noise=noise,
     )
     return folder, round(time.perf_counter() - started, 1)
 
@@ -72,10 +79,12 @@ def fidelity(args: Args, checkpoint: Path | None) -> dict[str, list[float]]:
 def measure(args: Args) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     rows: dict[str, Any] = {"shipped": {"fidelity": fidelity(args, None)}}
-    for depth in args.depths:
-        folder, seconds = ground(args, depth)
-        rows[f"depth {depth}"] = {"fidelity": fidelity(args, folder), "seconds": seconds}
-        print(f"depth {depth}: {rows[f'depth {depth}']['fidelity']['psnr'][9]:.2f} dB at step 10")
+    arms = [(f"depth {depth}", depth, 0.0) for depth in args.depths]
+    arms += [(f"noise {noise:g}", 0, noise) for noise in args.noises]
+    for name, depth, noise in arms:
+        folder, seconds = ground(args, depth, noise)
+        rows[name] = {"fidelity": fidelity(args, folder), "seconds": seconds}
+        print(f"{name}: {rows[name]['fidelity']['psnr'][9]:.2f} dB at step 10")
     return rows
 
 
@@ -93,7 +102,8 @@ def readme_table(record: dict[str, Any] | None = None) -> str:
         + f"\n\nFrom the shipped CLEVR checkpoint, {config['steps']} more grounding steps on "
         + f"{', '.join(config['datasets'])} (depth 0: plain; depth K: a share {config['share']} of each "
         + f"batch conditioned on frames imagined K steps open-loop, remade every {config['refresh_every']} "
-        + f"steps); open-loop fidelity on {config['episodes']} held-out starts per split. "
+        + f"steps{NOISE_NOTE if config.get('noises') else ''}); "
+        + f"open-loop fidelity on {config['episodes']} held-out starts per split. "
         + provenance(record)
     )
 

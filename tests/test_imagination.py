@@ -296,6 +296,41 @@ def test_grounding_on_unrolled_frames_is_seeded_and_recorded(
         Unroll(depth=-1)
 
 
+def test_noised_conditioning_latents_keep_the_real_ones_beside_them(
+    tiny_checkpoint: Path, dataset: str, tmp_path: Path
+) -> None:
+    model, _ = load_checkpoint(tiny_checkpoint)
+    batches = _Batches(model, load_transitions([dataset], progress=False), with_text=True, progress=False)
+    plain = batches.sample(np.random.default_rng(0), 16)
+    noised = batches.sample(np.random.default_rng(0), 16, condition_noise=0.5)
+    # The same pairs; the real latents kept for the change weight, the conditioning ones noised
+    # by a scale of at most 0.5 per row (the spread of each row's offset).
+    torch.testing.assert_close(noised["clean_current_latents"], plain["current_latents"], rtol=0, atol=0)
+    torch.testing.assert_close(noised["future_latents"], plain["future_latents"], rtol=0, atol=0)
+    offset = (noised["current_latents"] - plain["current_latents"]).flatten(1)
+    assert (offset.std(dim=1) > 0).all() and (offset.std(dim=1) < 0.5).all()
+
+    base = tiny_checkpoint.parent / "base"
+
+    def ground(name: str, noise: float) -> dict[str, torch.Tensor]:
+        out = finetune(
+            base,
+            [dataset],
+            tmp_path / name,
+            Schedule(2, batch_size=8),
+            rank=4,
+            progress=False,
+            condition_noise=noise,
+        )
+        return load_checkpoint(out)[0].state_dict()
+
+    first, again = ground("a", 0.5), ground("b", 0.5)
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert read_config(tmp_path / "a")["training"]["condition_noise"] == 0.5
+    with pytest.raises(ValueError, match="condition_noise must be >= 0, got -1"):
+        finetune(base, [dataset], tmp_path / "bad", Schedule(2, batch_size=8), condition_noise=-1)
+
+
 def test_training_resumes_where_it_stopped(dataset: str, tmp_path: Path) -> None:
     def run(stop_at: int | None, resume: bool) -> WorldModel:
         torch.manual_seed(0)

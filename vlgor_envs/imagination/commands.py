@@ -127,6 +127,8 @@ class FinetuneArgs(_OnCheckpointArgs):
     """Step at which the first unrolled frames are made (by the model under training)."""
     unroll_refresh: int = 500
     """Steps between remaking them."""
+    condition_noise: float = 0.0
+    """Noise the conditioning latent of every pair, its scale drawn per pair up to this (0: off)."""
 
 
 @dataclasses.dataclass
@@ -178,6 +180,7 @@ def finetune_command(args: FinetuneArgs) -> None:
         rank=args.rank,
         alpha=2 * args.rank,
         unroll=Unroll(args.unroll_depth, args.unroll_share, args.unroll_start, args.unroll_refresh),
+        condition_noise=args.condition_noise,
         **_shared(args),
     )
     print(f"wrote {out}")

@@ -439,7 +439,8 @@ class WorldModel(nn.Module):
         ``batch`` holds ``frames``, ``actions``, ``current_latents`` and ``future_latents``
         (normalised), ``next_actions``,
         ``next_action_valid`` (bool), ``future_states`` (raw), and optionally ``text`` and
-        ``text_mask`` (omitted for instruction-free pretraining).
+        ``text_mask`` (omitted for instruction-free pretraining) and ``clean_current_latents``
+        (the real ``s_t``'s latents where ``current_latents`` were noised).
         """
         text, text_mask = batch.get("text"), batch.get("text_mask")
         if (
@@ -465,7 +466,9 @@ class WorldModel(nn.Module):
         noisy = (1 - t[:, None, None, None]) * noise + t[:, None, None, None] * target
         flow_error = (self.velocity(noisy, t, understanding) - (target - noise)).square()
         if self.cfg.loss.change_weight > 0:
-            change = (target - understanding.current_latents).abs().mean(dim=1, keepdim=True)
+            # Against the real s_t: noise on the conditioning latent is not a change to learn.
+            current = batch.get("clean_current_latents", understanding.current_latents)
+            change = (target - current).abs().mean(dim=1, keepdim=True)
             changed = (change > self.cfg.loss.change_threshold).float()
             cell_weight = 1.0 + self.cfg.loss.change_weight * changed
             flow = (flow_error * cell_weight).sum() / (cell_weight.sum() * flow_error.shape[1])

@@ -218,10 +218,16 @@ class _Batches:
             self.text_index = torch.tensor([index[text] for text in data.instructions], device=device)
 
     def sample(
-        self, rng: np.random.Generator, size: int, unrolled: _Unrolled | None = None
+        self,
+        rng: np.random.Generator,
+        size: int,
+        unrolled: _Unrolled | None = None,
+        condition_noise: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """A batch of ``size`` random pairs; with ``unrolled``, a share of them (drawn per row)
-        conditioned on the model's own open-loop frame of ``s_t`` instead of the real one."""
+        conditioned on the model's own open-loop frame of ``s_t`` instead of the real one; with
+        ``condition_noise``, each row's conditioning latent gets Gaussian noise of a standard
+        deviation drawn uniformly from ``[0, condition_noise]``."""
         rows = torch.from_numpy(rng.integers(len(self.data), size=size)).to(self.device)
         current, future = self.current[rows], self.future[rows]
         frames, latents = self.frames[current], self.latents[current]
@@ -241,6 +247,11 @@ class _Batches:
         if self.with_text:
             batch["text"] = self.text[self.text_index[rows]]
             batch["text_mask"] = self.text_mask[self.text_index[rows]]
+        if condition_noise > 0:
+            scale = torch.from_numpy(rng.random(size, dtype=np.float32) * condition_noise).to(self.device)
+            noise = torch.from_numpy(rng.standard_normal(latents.shape, dtype=np.float32)).to(self.device)
+            batch["clean_current_latents"] = latents
+            batch["current_latents"] = latents + scale[:, None, None, None] * noise
         return batch
 
 
@@ -523,13 +534,19 @@ def finetune(
     max_transitions: int | None = None,
     device: str | torch.device = "cpu",
     unroll: Unroll = Unroll(),
+    condition_noise: float = 0.0,
 ) -> Path:
     """Ground the pretrained checkpoint ``base`` on instruction-labelled ``datasets`` with LoRA,
-    optionally also on its own open-loop frames (:class:`Unroll`).
+    optionally also on its own open-loop frames (:class:`Unroll`), or on noised conditioning
+    latents (``condition_noise``: the largest noise scale, in normalised latent units; the
+    model then learns to correct a drifted ``s_t`` rather than copy it, as DIAMOND's noise
+    augmentation does).
 
     Writes the folder ``out``: the merged model (``model.safetensors``), its config, and the
     adapters alone (``adapter.safetensors`` + ``adapter.json``).
     """
+    if condition_noise < 0:
+        raise ValueError(f"condition_noise must be >= 0, got {condition_noise}")
     out = Path(out)
     torch.manual_seed(seed)
     model, base_config = load_checkpoint(base, device)
@@ -545,7 +562,9 @@ def finetune(
         if unroll.due(step) or (unroll.due_from(step) and not unrolled):  # also after a resume
             unrolled[:] = [_unroll(model, batches, unroll, progress)]
         rng, generator = _generators(seed, step, batches.device)
-        return model.loss(batches.sample(rng, schedule.batch_size, *unrolled), generator)
+        own_frames = unrolled[0] if unrolled else None
+        batch = batches.sample(rng, schedule.batch_size, own_frames, condition_noise)
+        return model.loss(batch, generator)
 
     logs = _run_phase(
         "grounding", out, peft_model, trainable, schedule, grounding_loss, resume, checkpoint_every, progress
@@ -562,6 +581,7 @@ def finetune(
             "seed": seed,
             "lora": {"rank": rank, "alpha": alpha},
             "unroll": dataclasses.asdict(unroll),
+            "condition_noise": condition_noise,
             "schedule": dataclasses.asdict(schedule),
             "seconds": round(time.perf_counter() - started, 1),
             "logs": logs[-1:],
