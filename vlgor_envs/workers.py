@@ -110,7 +110,7 @@ def ray_session(address: str | None, cpus: int | None) -> Iterator[None]:
         yield
         return
     if address is not None:
-        ray.init(address=address, runtime_env=_ray_runtime_env(), log_to_driver=True)
+        ray.init(address=address, runtime_env=_ray_runtime_env())
     else:
         ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=_ray_runtime_env())
     try:
