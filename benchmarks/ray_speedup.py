@@ -27,6 +27,8 @@ from vlgor_envs.imagination.rollouts import ImagineConfig, imagine
 from vlgor_envs.workers import ray_session
 
 NAME = "ray_speedup"
+#: Table order (the JSON's keys are sorted), by each row name's start.
+_ORDER = ("one process", "local pool", "Ray")
 
 
 @dataclass
@@ -93,7 +95,7 @@ def readme_table() -> str:
             f"{row['ray_start_seconds']:.1f}" if "ray_start_seconds" in row else "",
             "yes" if row["same_episodes"] else "no",
         ]
-        for name, row in rows_in.items()
+        for name, row in sorted(rows_in.items(), key=lambda item: _ORDER.index(item[0].split(",")[0]))
     ]
     config = result["config"]
     header = ["where", "seconds", "speed-up over one process", "over Ray on 1 CPU", "Ray start (s)"]

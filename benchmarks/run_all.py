@@ -24,6 +24,7 @@ from benchmarks import (
     metaworld_throughput,
     model_card,
     next_action_predictability,
+    ray_speedup,
     rollout_fidelity,
     steps_pilot,
     unroll_pilot,
@@ -45,6 +46,7 @@ def main() -> None:
     instruction_probe.main(instruction_probe.Args())
     learner_throughput.main(learner_throughput.Args())
     cli_startup.main(cli_startup.Args())
+    ray_speedup.main(ray_speedup.Args())
     model_card.main()
     # One one-thread worker per core (up to four): on two cores this beats one two-thread process.
     workers = min(4, os.cpu_count() or 1)
@@ -77,6 +79,7 @@ def refresh_readme() -> None:
         instruction_probe,
         learner_throughput,
         cli_startup,
+        ray_speedup,
         expert_imitability,  # a pilot, run by hand (about 25 minutes)
         steps_pilot,  # a pilot, run by hand (about 20 minutes a row)
     ):
