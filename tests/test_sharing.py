@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import minari
 import numpy as np
@@ -18,6 +19,7 @@ from vlgor_envs.data.collect import CollectConfig, collect
 from vlgor_envs.data.combine import combine
 from vlgor_envs.data.sharing import FORMAT_KEY, format_metadata, namespace_metadata
 from vlgor_envs.data.staging import datasets_root
+from vlgor_envs.imagination.rollouts import ImagineConfig, ImaginedMetadata, imagine
 
 # Run where vlgor is neither imported nor importable from the working directory.
 _LOAD_WITHOUT_VLGOR = """
@@ -31,9 +33,28 @@ print(json.dumps({
     "texts": [e.observations["instruction"][0] for e in episodes],
     "metadata": list(dataset.storage.get_episode_metadata(range(dataset.total_episodes))),
     "format": dataset.storage.metadata.get("vlgor_format"),
+    "record": dataset.storage.metadata.get("vlgor"),
     "namespaces": [get_namespace_metadata("vlgor"), get_namespace_metadata("vlgor/clevr")],
 }, default=str))
 """
+
+
+def _load_elsewhere(dataset_id: str, tmp_path: Path) -> dict[str, Any]:
+    """What a process without vlgor reads of ``dataset_id`` from a copy of our namespace folder
+    in a fresh Minari root (what a download makes on another machine)."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(datasets_root() / "vlgor", elsewhere / "vlgor")
+    environment = {**os.environ, "MINARI_DATASETS_PATH": str(elsewhere)}
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_VLGOR, dataset_id],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=environment,
+    )
+    found: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return found
 
 
 def test_namespaces_carry_their_metadata(minari_root: Path) -> None:
@@ -53,20 +74,7 @@ def test_a_combined_dataset_loads_with_minari_alone_elsewhere(minari_root: Path,
     ]
     combined = combine(ids, "vlgor/clevr/share-both-v0")
     assert combined.storage.metadata["vlgor"]["combined_from"] == ids
-    # Another machine: the namespace folder copied into a fresh root (what a download makes).
-    elsewhere = tmp_path / "elsewhere"
-    shutil.copytree(datasets_root() / "vlgor", elsewhere / "vlgor")
-    environment = {**os.environ, "MINARI_DATASETS_PATH": str(elsewhere)}
-    found = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", _LOAD_WITHOUT_VLGOR, "vlgor/clevr/share-both-v0"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp_path,
-            env=environment,
-        ).stdout.splitlines()[-1]
-    )
+    found = _load_elsewhere("vlgor/clevr/share-both-v0", tmp_path)
     assert found["vlgor_imported"] == []
     sources = [m for part in parts for m in part.storage.get_episode_metadata(range(part.total_episodes))]
     assert [m["instruction"] for m in found["metadata"]] == [m["instruction"] for m in sources]
@@ -78,6 +86,30 @@ def test_a_combined_dataset_loads_with_minari_alone_elsewhere(minari_root: Path,
     assert found["namespaces"][0]["paper"] == namespace_metadata("vlgor")["paper"]
     first = next(combined.iterate_episodes([0])).observations["image"]
     np.testing.assert_array_equal(first, next(parts[0].iterate_episodes([0])).observations["image"])
+
+
+def test_an_imagined_dataset_explains_itself_to_minari_alone(minari_root: Path, tmp_path: Path) -> None:
+    config = ImagineConfig(
+        "clevr",
+        rollouts=2,
+        num_envs=2,
+        max_steps=3,
+        dataset_id="vlgor/clevr/share-imagined-v0",
+        progress=False,
+    )
+    dataset = imagine(config)
+    found = _load_elsewhere(config.dataset_id or "", tmp_path)
+    assert found["vlgor_imported"] == []
+    episodes = list(dataset.iterate_episodes())
+    assert found["images"] == [list(e.observations["image"].shape) for e in episodes]
+    assert found["texts"] == [e.observations["instruction"][0] for e in episodes]
+    assert [m["edit"] for m in found["metadata"]] == [
+        m["edit"] for m in dataset.storage.get_episode_metadata(range(dataset.total_episodes))
+    ]
+    assert found["format"] == json.loads(json.dumps(format_metadata("clevr", imagined=True)))
+    record = ImaginedMetadata.of(dataset)
+    assert found["record"]["checkpoint_sha256"] == record.checkpoint_sha256 is not None
+    assert found["record"]["imagined_success_rate"] == record.imagined_success_rate
 
 
 def test_only_datasets_of_one_kind_combine(minari_root: Path) -> None:
