@@ -104,6 +104,14 @@ def test_same_text_gives_identical_vector(encoder: TextEncoder) -> None:
     np.testing.assert_array_equal(encoder.encode(INSTRUCTION), encoder.encode([INSTRUCTION])[0])
 
 
+def test_repr_names_the_features_not_the_cache(encoder: TextEncoder) -> None:
+    # The split benchmark reuses a finished run only when this text is the same: what a worker
+    # happened to embed before must not make it train the run again.
+    before = repr(encoder)
+    encoder.encode(["a sentence this test alone embeds", "and another one"])
+    assert repr(encoder) == before and "dim=384" in before
+
+
 def test_paraphrase_is_closer_than_unrelated_sentence(encoder: TextEncoder) -> None:
     anchor, paraphrase, unrelated = encoder.encode([INSTRUCTION, PARAPHRASE, UNRELATED])
     # Rows are unit vectors, so dot products are cosines.

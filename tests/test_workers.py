@@ -20,6 +20,9 @@ from vlgor_envs.data.staging import datasets_root
 from vlgor_envs.imagination.rollouts import ImagineConfig, ImaginedMetadata, imagine
 from vlgor_envs.imagination.shards import shard_ranges
 
+# One pytest worker runs them all, so one local Ray (not one per worker) shares the two cores.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module")
 def local_ray(minari_root: Path) -> Iterator[None]:

@@ -219,7 +219,8 @@ class TextEncoder:
             torch.set_num_threads(previous)
 
     def __repr__(self) -> str:
-        return f"TextEncoder(path={str(self.path)!r}, dim={self._dim}, cached={len(self._cache)})"
+        # What the features depend on, not the cache: the split benchmark keys finished runs on it.
+        return f"TextEncoder(path={str(self.path)!r}, dim={self._dim})"
 
 
 class KeywordSlotEncoder:
