@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
@@ -54,13 +54,11 @@ from vlgor_envs.imagination.rollouts import (
 from vlgor_envs.language import InstructionExamples, instruction_encoder
 
 
-@contextlib.contextmanager
-def worker_pool(args: Args) -> Iterator[Executor]:
+def worker_pool(args: Args) -> contextlib.AbstractContextManager[Executor]:
     """The executor of ``args.backend``: ``args.workers`` local processes (this one alone for
     one), or Ray tasks of ``args.threads`` CPUs and, on a CUDA device, one GPU each."""
     gpus = 1.0 if args.device.startswith("cuda") else 0.0
-    with workers.worker_pool(args.workers, args.threads, args.backend, args.address, gpus) as pool:
-        yield pool
+    return workers.worker_pool(args.workers, args.threads, args.backend, args.address, gpus)
 
 
 def learner_config(env: str, algo: str, preset: Preset) -> dict[str, Any]:

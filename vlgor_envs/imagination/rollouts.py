@@ -85,7 +85,7 @@ from vlgor_envs.data.collect import (
     repack_hdf5,
 )
 from vlgor_envs.data.sharing import FORMAT_KEY, format_metadata
-from vlgor_envs.data.staging import datasets_root, staged_dataset
+from vlgor_envs.data.staging import staged_dataset
 from vlgor_envs.imagination.checkpoint import CONFIG_FILE, WEIGHTS_FILE, shipped_checkpoint
 from vlgor_envs.imagination.env import ImaginedVectorEnv, real_env_seed
 from vlgor_envs.imagination.model import (
@@ -382,12 +382,12 @@ def _check(config: ImagineConfig) -> None:
         raise ValueError(f"shards must be <= rollouts ({config.rollouts}), got {config.shards}")
 
 
-def imagined_env_kwargs(config: ImagineConfig, flow_steps: int) -> dict[str, Any]:
+def imagined_env_kwargs(config: ImagineConfig) -> dict[str, Any]:
     """The arguments of the imagined vector env that makes ``config``'s rollouts."""
     return {
         "split": config.split,
         "checkpoint": None if config.checkpoint is None else str(config.checkpoint),
-        "flow_steps": flow_steps,
+        "flow_steps": DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps,
         "device": config.device,
         "temperature": config.temperature,
     }
@@ -417,6 +417,8 @@ def imagine(config: ImagineConfig) -> minari.MinariDataset:
     start = time.perf_counter()
     with staged_dataset(dataset_id, config.overwrite, command="imagine") as staging:
         stats = imagine_rollouts(config, dataset_id, range(config.rollouts))
+        for path in (staging / dataset_id / "data").glob("*.hdf5"):
+            repack_hdf5(path, _COMPRESSION)
         record = imagined_record(config, stats, time.perf_counter() - start)
         write_record(minari.MinariDataset(staging / dataset_id / "data"), config.env, record)
     return minari.load_dataset(dataset_id)
@@ -426,15 +428,14 @@ def imagine_rollouts(
     config: ImagineConfig, dataset_id: str, rollouts: range, allow_empty: bool = False
 ) -> dict[str, Any]:
     """Imagine ``config``'s rollouts ``rollouts`` as dataset ``dataset_id`` in the current
-    Minari root (packed, without ``metadata["vlgor"]``); returns their counts. Without
+    Minari root (uncompressed, without ``metadata["vlgor"]``); returns their counts. Without
     ``allow_empty``, nothing left after ``drop_failures`` is an error."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    flow_steps = DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps
     prompts = imagined_prompts(config.env, config.split, config.rollouts, config.seed, config.edits)
-    stats = _imagine_staged(
+    return _imagine_staged(
         config.env,
-        imagined_env_kwargs(config, flow_steps),
+        imagined_env_kwargs(config),
         dataset_id,
         prompts[rollouts.start : rollouts.stop],
         _Options(
@@ -448,9 +449,6 @@ def imagine_rollouts(
         ),
         _generators(config.seed)[1],
     )
-    for path in (datasets_root() / dataset_id / "data").glob("*.hdf5"):
-        repack_hdf5(path, _COMPRESSION)
-    return stats
 
 
 def imagined_record(
@@ -469,7 +467,7 @@ def imagined_record(
         checkpoint=str(folder),
         checkpoint_shipped=config.checkpoint is None,
         checkpoint_sha256=checkpoint_digest(folder),
-        flow_steps=DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps,
+        flow_steps=imagined_env_kwargs(config)["flow_steps"],
         temperature=config.temperature,
         max_steps=config.max_steps,
         seed=config.seed,
@@ -627,10 +625,7 @@ class _OrderedWriter:
     def finish(self, prompts: int, allow_empty: bool = False) -> None:
         """Write the episodes' metadata; raise if every rollout was dropped (unless allowed)."""
         if not self.metadata and not allow_empty:
-            raise RuntimeError(
-                f"none of the {prompts} imagined rollouts reached its goal, so drop_failures=True "
-                "left nothing to write; imagine more rollouts or keep the failures"
-            )
+            raise nothing_kept_error(prompts)
         self.storage.update_episode_metadata(self.metadata)
 
 
@@ -647,6 +642,14 @@ class _Options:
     allow_empty: bool = False
     #: Rollouts before these prompts, whose random first actions the generator skips.
     earlier_rollouts: int = 0
+
+
+def nothing_kept_error(rollouts: int) -> RuntimeError:
+    """The error of a ``drop_failures`` dataset that no rollout reached the goal of."""
+    return RuntimeError(
+        f"none of the {rollouts} imagined rollouts reached its goal, so drop_failures=True "
+        "left nothing to write; imagine more rollouts or keep the failures"
+    )
 
 
 def _imagine_staged(

@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from vlgor_envs.data.combine import write_combined
 from vlgor_envs.data.staging import minari_root, staged_dataset
-from vlgor_envs.imagination.model import DEFAULT_FLOW_STEPS
 from vlgor_envs.imagination.rollouts import (
     ImagineConfig,
     imagine_rollouts,
@@ -33,6 +32,7 @@ from vlgor_envs.imagination.rollouts import (
     imagined_description,
     imagined_env_kwargs,
     imagined_record,
+    nothing_kept_error,
     write_record,
 )
 from vlgor_envs.workers import worker_pool
@@ -72,8 +72,7 @@ def _describe(
     combined: minari.MinariDataset, part: minari.MinariDataset, config: ImagineConfig, ranges: list[range]
 ) -> None:
     """What a one-process dataset's metadata says (Minari's combination drops it), and the shards."""
-    flow_steps = DEFAULT_FLOW_STEPS if config.flow_steps is None else config.flow_steps
-    env_kwargs = imagined_env_kwargs(config, flow_steps)
+    env_kwargs = imagined_env_kwargs(config)
     kept = {key: part.storage.metadata.get(key) for key in ("algorithm_name", "eval_env_spec")}
     combined.storage.update_metadata(
         {
@@ -101,16 +100,13 @@ def imagine_in_shards(config: ImagineConfig) -> minari.MinariDataset:
             stats = [future.result() for future in bar]
         merged = _merged(stats, config.rollouts)
         if merged["episodes"] == 0:
-            raise RuntimeError(
-                f"none of the {config.rollouts} imagined rollouts reached its goal, so "
-                "drop_failures=True left nothing to write; imagine more rollouts or keep the failures"
-            )
+            raise nothing_kept_error(config.rollouts)
         parts = []
         for root, shard in zip(roots, stats, strict=True):
             if shard["episodes"]:
                 with minari_root(root):
                     parts.append(minari.load_dataset(dataset_id))
-        combined = write_combined(parts, staging / dataset_id, dataset_id)
+        combined = write_combined(parts, staging / dataset_id, dataset_id)  # packs the images
         _describe(combined, parts[0], config, ranges)
         record = imagined_record(config, merged, time.perf_counter() - start, config.shards)
         write_record(combined, config.env, record)
