@@ -10,6 +10,8 @@
 - :mod:`agents.evaluate`: success rate of any policy in the real env on a language split
   (optionally on a vector of envs with one batched call per step), an adapter for d3rlpy
   learners, and a d3rlpy evaluator for learning curves.
+- :mod:`agents.compose`: a CLEVR policy that carries out a compound goal one train-kind
+  clause at a time (:class:`ClauseByClausePolicy`).
 - :mod:`agents.commands`: ``vlgor train``.
 
 >>> import d3rlpy, agents  # doctest: +SKIP
@@ -25,6 +27,7 @@
 import vlgor_envs  # noqa: F401  (first: it quiets the old gym that d3rlpy imports)
 
 # isort: split
+from agents.compose import ClauseByClausePolicy, pending_instruction
 from agents.encoder import (
     ENCODER_TYPE,
     FILM_ENCODER_TYPE,
@@ -67,6 +70,7 @@ __all__ = [
     "ENCODER_TYPE",
     "FILM_ENCODER_TYPE",
     "BatchPolicy",
+    "ClauseByClausePolicy",
     "D3rlpyPolicy",
     "EvaluationResult",
     "FilmEncoderFactory",
@@ -83,6 +87,7 @@ __all__ = [
     "learner_defaults",
     "make_algorithm",
     "make_config",
+    "pending_instruction",
     "run_text_encoder",
     "train",
 ]

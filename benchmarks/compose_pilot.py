@@ -18,7 +18,9 @@ from typing import Any
 
 import tyro
 
-from benchmarks.report import RESULTS_DIR, markdown_table, write_result
+from agents.split_benchmark.config import REFERENCE_LABELS, REGIME_LABELS
+from agents.split_benchmark.config import Args as SplitArgs
+from benchmarks.report import RESULTS_DIR, load_result, markdown_table, write_result
 
 NAME = "compose_pilot"
 SPLIT = "hard"
@@ -26,8 +28,8 @@ SPLIT = "hard"
 
 @dataclass
 class Args:
-    out: Path = Path("runs/splits")
-    """The folder of ``vlgor bench splits`` runs (its ``--out``)."""
+    out: Path = SplitArgs.out
+    """The folder of ``vlgor bench splits`` runs (its ``--out``; default its default)."""
     env: str = "clevr"
     algo: str = "DiscreteBC"
     regimes: tuple[str, ...] = ("baseline", "vlgor-successes", "oracle")
@@ -52,7 +54,7 @@ def composed_blocks(run_dir: Path) -> list[dict[str, Any]]:
     episodes = _record(run_dir)["result"]["blocks"][SPLIT][0]["episodes"]
     text_encoder = run_text_encoder(run_dir)
     blocks = []
-    for index in range(len(checkpoints) - LAST_CHECKPOINTS, len(checkpoints)):
+    for index in range(max(0, len(checkpoints) - LAST_CHECKPOINTS), len(checkpoints)):
         path = checkpoints[index]
         policy = ClauseByClausePolicy(d3rlpy_policy(d3rlpy.load_learnable(str(path)), text_encoder))
         step = int(path.stem.removeprefix("model_"))
@@ -92,29 +94,35 @@ def _percent(cell: dict[str, Any]) -> str:
 
 
 def _row(cell: dict[str, Any], kinds: list[str]) -> list[str]:
-    return [_percent(cell), *[f"{100 * cell['by_kind'][kind]:.0f}" for kind in kinds]]
+    by_kind = cell["by_kind"]
+    return [_percent(cell), *[f"{100 * by_kind[k]:.0f}" if k in by_kind else "" for k in kinds]]
 
 
-def table(record: dict[str, Any]) -> str:
+def readme_table(record: dict[str, Any] | None = None) -> str:
     """Hard-split success per regime, plain and composed, with the references and goal kinds."""
+    record = load_result(NAME) if record is None else record
     figures = record["figures"]
-    kinds = sorted(figures["references"]["expert"]["by_kind"])
-    rows = [[name.capitalize(), *_row(c, kinds)] for name, c in figures["references"].items()]
-    for regime, cells in figures["regimes"].items():
-        rows += [[f"{regime}, {how}", *_row(cells[how], kinds)] for how in ("plain", "composed")]
+    references = figures["references"]
+    regimes = [c for cells in figures["regimes"].values() for c in (cells["plain"], cells["composed"])]
+    kinds = sorted({kind for c in (*references.values(), *regimes) for kind in c["by_kind"]})
+    rows = [[REFERENCE_LABELS[name], *_row(references[name], kinds)] for name in ("random", "expert")]
+    for regime in record["config"]["regimes"]:
+        label = REGIME_LABELS.get(regime.removesuffix("-successes"), regime)
+        cells = figures["regimes"][regime]
+        rows += [[f"{label}, {how}", *_row(cells[how], kinds)] for how in ("plain", "composed")]
     note = (
-        f"{record['config']['algo']} runs of the split table (`--out {record['config']['out']}`), hard "
-        "split: IQM over seeds x the last five checkpoints, 95% intervals; per goal kind, success % "
-        "over all those episodes. `python -m benchmarks.compose_pilot`; "
-        f"revision {record['git_revision'][:7]}."
+        f"{record['config']['algo']} runs of the CLEVR split table on the hard split (plain: as the "
+        "table evaluated them; composed: given one clause at a time by "
+        "`agents.compose.ClauseByClausePolicy`), on the same episodes: IQM over seeds x the last "
+        "five checkpoints, 95% intervals; per goal kind, success % over all those episodes. "
+        f"`python -m benchmarks.compose_pilot`; revision {record['git_revision'][:7]}."
     )
-    header = ["policy", "hard (%)", *kinds]
-    return markdown_table(header, rows) + "\n\n" + note + "\n"
+    return markdown_table(["policy", "hard (%)", *kinds], rows) + "\n\n" + note + "\n"
 
 
 def main(args: Args) -> None:
     path = write_result(NAME, args, measure(args), args.results)
-    print(table(json.loads(path.read_text())))
+    print(readme_table(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from benchmarks import (
     clevr_expert,
     clevr_throughput,
     cli_startup,
+    compose_pilot,
     data_conversion,
     evaluation_throughput,
     expert_imitability,
@@ -52,6 +53,8 @@ def main() -> None:
     workers = min(4, os.cpu_count() or 1)
     for env in ("clevr", "metaworld"):
         splits.main(splits.Args(env=env, preset="cpu", workers=workers, results=RESULTS_DIR))
+    # The CLEVR table's runs again on the hard split, one clause at a time.
+    compose_pilot.main(compose_pilot.Args())
     splits.main(dataclasses.replace(splits.keep_failures_args(), workers=workers, results=RESULTS_DIR))
     # Replays the CLEVR datasets the two runs above imagined.
     imagined_replay.main(imagined_replay.Args())
@@ -82,6 +85,7 @@ def refresh_readme() -> None:
         ray_speedup,
         expert_imitability,  # a pilot, run by hand (about 25 minutes)
         steps_pilot,  # a pilot, run by hand (about 20 minutes a row)
+        compose_pilot,
     ):
         replace_readme_section(module.NAME, module.readme_table())
     # A pilot run by hand (about 90 minutes on one core beside other work).
