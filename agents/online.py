@@ -22,11 +22,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.encoder import FilmEncoder, FilmEncoderFactory
 from vlgor_envs.language.encoder import InstructionEncoder
 from vlgor_envs.wrappers import EMBEDDING_KEY, INSTRUCTION_KEY, embed_instruction, embedding_space
 
@@ -143,3 +146,29 @@ class Sb3Policy:
         }
         actions, _ = self.model.predict(batch, deterministic=True)
         return list(actions)
+
+
+class FilmFeatures(BaseFeaturesExtractor):
+    """The offline learners' FiLM keypoint network (:class:`~agents.encoder.FilmEncoder`) as a
+    stable-baselines3 features extractor of :class:`Sb3VecEnv` observations.
+
+    Pass it with ``policy_kwargs=FILM_POLICY_KWARGS``: the network scales the pixels itself,
+    so SB3 must hand them over unnormalised (channels first, as SB3 transposes them).
+    """
+
+    def __init__(self, observation_space: spaces.Dict, features_dim: int = 256) -> None:
+        super().__init__(observation_space, features_dim)
+        image, embedding = observation_space[IMAGE_KEY].shape, observation_space[EMBEDDING_KEY].shape
+        # SB3 transposes (H, W, C) image spaces to (C, H, W) before it builds the policy.
+        if image is None or embedding is None or len(image) != 3 or image[0] not in (1, 3):
+            raise ValueError(
+                f"FilmFeatures needs a channels-first image and an embedding, got {observation_space}"
+            )
+        self.encoder = FilmEncoder((image, embedding), FilmEncoderFactory(feature_size=features_dim))
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encoder([observations[IMAGE_KEY], observations[EMBEDDING_KEY]])
+
+
+#: ``policy_kwargs`` of an SB3 ``MultiInputPolicy`` on the FiLM keypoint network.
+FILM_POLICY_KWARGS: dict[str, Any] = {"features_extractor_class": FilmFeatures, "normalize_images": False}

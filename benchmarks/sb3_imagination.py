@@ -30,7 +30,7 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.evaluate import evaluate
-from agents.online import Sb3Policy, sb3_vec_env
+from agents.online import FILM_POLICY_KWARGS, Sb3Policy, sb3_vec_env
 from benchmarks.report import RESULTS_DIR, markdown_table, write_result
 from vlgor_envs.language import instruction_encoder
 from vlgor_envs.language.encoder import InstructionEncoder
@@ -54,6 +54,8 @@ class Args:
     seed: int = 0
     threads: int = 1
     """torch threads of each agent."""
+    network: Literal["film", "nature"] = "film"
+    """The policy's features: the offline learners' FiLM keypoint network, or SB3's NatureCNN."""
     kinds: tuple[Literal["real", "imagined"], ...] = ("real", "imagined")
     """Where agents train, in this order (``real`` alone checks that the budget lets it learn)."""
     results: Path = RESULTS_DIR
@@ -62,12 +64,28 @@ class Args:
 def make_agent(args: Args, env_id: str, encoder: InstructionEncoder) -> BaseAlgorithm:
     """The agent, its ``num_envs`` copies of ``env_id`` seeded from ``args.seed``."""
     env = sb3_vec_env(env_id, num_envs=args.num_envs, encoder=encoder, seed=args.seed, split="train")
+    network = FILM_POLICY_KWARGS if args.network == "film" else {}
     # Episodes last at most 50 steps: a shorter horizon than SB3's default 0.99.
     if args.algo == "PPO":
         return PPO(
-            "MultiInputPolicy", env, n_steps=128, batch_size=256, gamma=0.95, ent_coef=0.01, seed=args.seed
+            "MultiInputPolicy",
+            env,
+            n_steps=128,
+            batch_size=256,
+            gamma=0.95,
+            ent_coef=0.01,
+            seed=args.seed,
+            policy_kwargs=network,
         )
-    return DQN("MultiInputPolicy", env, buffer_size=50_000, learning_starts=1_000, gamma=0.95, seed=args.seed)
+    return DQN(
+        "MultiInputPolicy",
+        env,
+        buffer_size=50_000,
+        learning_starts=1_000,
+        gamma=0.95,
+        seed=args.seed,
+        policy_kwargs=network,
+    )
 
 
 def success_in_real_env(policy: Any, args: Args) -> float:
@@ -143,7 +161,8 @@ def readme_table(record: dict[str, Any]) -> str:
     share = figures["share_of_real"]
     achieved = f"{share:.0%}" if share is not None else "undefined (needs both agents and a real success)"
     note = (
-        f"{config['algo']} (stable-baselines3), {config['num_envs']} envs, seed {config['seed']}; success "
+        f"{config['algo']} (stable-baselines3, {config['network']} features), {config['num_envs']} envs, "
+        f"seed {config['seed']}; success "
         f"in the real env on {config['eval_episodes']} held-out train-split starts after each block of "
         f"training. Random policy: {figures['random']:.0%}. Imagination-trained success as a share of "
         f"the real-trained: {achieved} (target {TARGET_SHARE:.0%}). `python -m benchmarks.sb3_imagination`; "

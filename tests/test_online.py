@@ -8,7 +8,7 @@ import torch
 from stable_baselines3 import PPO
 
 import agents
-from agents.online import Sb3Policy, Sb3VecEnv, sb3_vec_env
+from agents.online import FILM_POLICY_KWARGS, FilmFeatures, Sb3Policy, Sb3VecEnv, sb3_vec_env
 from vlgor_envs.language import instruction_encoder
 from vlgor_envs.wrappers import EMBEDDING_KEY
 
@@ -50,6 +50,23 @@ def test_an_agent_trains_in_imagination_and_is_evaluated_in_the_real_env(encoder
     assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
     result = agents.evaluate(Sb3Policy(model, encoder), "clevr", "train", episodes=2, num_envs=2)
     assert len(result.successes) == 2 and all(0 < length <= 50 for length in result.lengths)
+    env.close()
+
+
+def test_the_film_keypoint_network_is_the_agents_features(encoder) -> None:  # type: ignore[no-untyped-def]
+    env = sb3_vec_env("VLGOR-CLEVR-v0", num_envs=2, encoder=encoder, seed=0)
+    model = PPO(
+        "MultiInputPolicy", env, n_steps=8, batch_size=16, n_epochs=1, policy_kwargs=FILM_POLICY_KWARGS
+    )
+    features = model.policy.features_extractor
+    assert isinstance(features, FilmFeatures) and features.features_dim == 256
+    observations, _ = model.policy.obs_to_tensor(env.reset())
+    assert features(observations).shape == (2, 256)
+    film = features.encoder.trunk.film.affine.weight.detach().clone()
+    model.learn(16)
+    assert not torch.equal(film, features.encoder.trunk.film.affine.weight), "the FiLM layer trains"
+    with pytest.raises(ValueError, match="channels-first image"):
+        FilmFeatures(env.observation_space)  # (H, W, C): SB3 transposes it before the policy
     env.close()
 
 
