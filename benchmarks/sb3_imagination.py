@@ -66,26 +66,10 @@ def make_agent(args: Args, env_id: str, encoder: InstructionEncoder) -> BaseAlgo
     env = sb3_vec_env(env_id, num_envs=args.num_envs, encoder=encoder, seed=args.seed, split="train")
     network = FILM_POLICY_KWARGS if args.network == "film" else {}
     # Episodes last at most 50 steps: a shorter horizon than SB3's default 0.99.
+    common: dict[str, Any] = {"gamma": 0.95, "seed": args.seed, "policy_kwargs": network}
     if args.algo == "PPO":
-        return PPO(
-            "MultiInputPolicy",
-            env,
-            n_steps=128,
-            batch_size=256,
-            gamma=0.95,
-            ent_coef=0.01,
-            seed=args.seed,
-            policy_kwargs=network,
-        )
-    return DQN(
-        "MultiInputPolicy",
-        env,
-        buffer_size=50_000,
-        learning_starts=1_000,
-        gamma=0.95,
-        seed=args.seed,
-        policy_kwargs=network,
-    )
+        return PPO("MultiInputPolicy", env, n_steps=128, batch_size=256, ent_coef=0.01, **common)
+    return DQN("MultiInputPolicy", env, buffer_size=50_000, learning_starts=1_000, **common)
 
 
 def success_in_real_env(policy: Any, args: Args) -> float:
