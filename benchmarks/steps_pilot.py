@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +35,42 @@ class Args:
     steps: int = 6000
     seed: int = 0
     eval_episodes: int = 100
+    from_run: Path | None = None
+    """Evaluate this finished run of ``vlgor train`` or ``vlgor bench splits`` (its checkpoints
+    at half of ``steps`` and at ``steps``) instead of training one; ``real`` and ``extra`` are
+    then only the row's record."""
+
+
+def evaluate_checkpoints(args: Args, run_dir: Path, checkpoints: Sequence[Path]) -> dict[str, Any]:
+    """``updates -> split -> success rate`` of each checkpoint, on the same held-out episodes."""
+    import d3rlpy
+
+    from agents import d3rlpy_policy, evaluate, run_text_encoder
+
+    text_encoder = run_text_encoder(run_dir)
+    rows: dict[str, Any] = {}
+    for path in checkpoints:
+        policy = d3rlpy_policy(d3rlpy.load_learnable(str(path)), text_encoder)
+        outcomes = {
+            split: evaluate(policy, "clevr", split, args.eval_episodes, seed=EVAL_SEED, num_envs=8)
+            for split in SPLITS
+        }
+        rows[path.stem.removeprefix("model_")] = {s: o.success_rate for s, o in outcomes.items()}
+    return rows
 
 
 def run(args: Args) -> dict[str, Any]:
-    """Train, then the success rate per split of the half-way and the final checkpoint."""
-    import d3rlpy
+    """Train (or take ``from_run``), then the success rate per split of the half-way and the
+    final checkpoint."""
+    from agents import TrainConfig, train
 
-    from agents import TrainConfig, d3rlpy_policy, evaluate, run_text_encoder, train
-
+    if args.from_run is not None:
+        wanted = [args.from_run / f"model_{step}.d3" for step in (args.steps // 2, args.steps)]
+        missing = [str(path) for path in wanted if not path.is_file()]
+        if missing:
+            raise FileNotFoundError(f"--from-run has no checkpoint {', '.join(missing)}")
+        return evaluate_checkpoints(args, args.from_run, wanted)
     started = time.perf_counter()
-    rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as run_dir:
         config = TrainConfig(
             run_dir=Path(run_dir),
@@ -55,16 +82,8 @@ def run(args: Args) -> dict[str, Any]:
             progress=False,
         )
         result = train(config)
-        rows["train_seconds"] = time.perf_counter() - started
-        text_encoder = run_text_encoder(run_dir)
-        for path in result.checkpoints:
-            policy = d3rlpy_policy(d3rlpy.load_learnable(str(path)), text_encoder)
-            outcomes = {
-                split: evaluate(policy, "clevr", split, args.eval_episodes, seed=EVAL_SEED, num_envs=8)
-                for split in SPLITS
-            }
-            rows[path.stem.removeprefix("model_")] = {s: o.success_rate for s, o in outcomes.items()}
-    return rows
+        seconds = time.perf_counter() - started
+        return {"train_seconds": seconds, **evaluate_checkpoints(args, Path(run_dir), result.checkpoints)}
 
 
 def main(args: Args) -> None:
