@@ -4,8 +4,8 @@ A learner trained on single relations ("move the red ball to the left of the blu
 rarely solves a hard goal given whole, even after imitating expert episodes of it. This
 wrapper composes its train skill instead: it reads the goal of the instruction, finds the
 balls in the current frame with the colour detector, and hands the wrapped policy the first
-clause that does not hold yet, worded as a train instruction. The expert pursues clauses in
-the same order, so the composition asks the learner for nothing it was not shown.
+clause that does not hold yet, worded as a train instruction: every request is a relation
+between two balls, the kind of goal the learner was trained on.
 
 What it decomposes:
 
@@ -71,12 +71,12 @@ def _gather_clause(positions: np.ndarray, anchor: str) -> tuple[str, str, str] |
     # A lost ball (nan distance) counts as far, so it is asked for last.
     others.sort(key=lambda c: (np.isnan(distances[c]), distances[c]))
     gathered = [c for c in others if distances[c] <= GATHER_DISTANCE]
+    far = [c for c in others if c not in gathered]
+    if not far:
+        return None
     taken = [_nearest_side(_offset(positions, c, anchor), _SIDES) for c in gathered]
-    for ball in (c for c in others if c not in gathered):
-        free = [side for side in _SIDES if side not in taken] or list(_SIDES)
-        offset = np.nan_to_num(_offset(positions, ball, anchor))
-        return ball, _nearest_side(offset, free), anchor
-    return None
+    free = [side for side in _SIDES if side not in taken] or list(_SIDES)
+    return far[0], _nearest_side(np.nan_to_num(_offset(positions, far[0], anchor)), free), anchor
 
 
 def pending_instruction(goal: Goal, frame: np.ndarray, instruction: str) -> str:
