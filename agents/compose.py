@@ -29,7 +29,8 @@ import numpy as np
 
 from agents.evaluate import BatchPolicy
 from vlgor_envs.clevr.detect import detect_balls
-from vlgor_envs.clevr.predicates import GATHER_DISTANCE, RELATION_DISTANCE, distance_to_sector
+from vlgor_envs.clevr.expert import clause_holds
+from vlgor_envs.clevr.predicates import GATHER_DISTANCE
 from vlgor_envs.language.clevr import (
     COLOURS,
     DIRECTION_VECTORS,
@@ -49,15 +50,6 @@ _SIDES = ("left_of", "right_of", "in_front_of", "behind")
 
 def _offset(positions: np.ndarray, ball: str, anchor: str) -> np.ndarray:
     return positions[COLOURS.index(ball)] - positions[COLOURS.index(anchor)]
-
-
-def _holds(positions: np.ndarray, clause: tuple[str, str, str]) -> bool:
-    """Whether a relation clause holds; a ball the frame lost counts as not in place."""
-    target, relation, anchor = clause
-    offset = _offset(positions, target, anchor)
-    if np.isnan(offset).any():
-        return False
-    return distance_to_sector(offset, np.asarray(DIRECTION_VECTORS[relation]), RELATION_DISTANCE) == 0.0
 
 
 def _nearest_side(offset: np.ndarray, free: Sequence[str]) -> str:
@@ -91,7 +83,7 @@ def pending_instruction(goal: Goal, frame: np.ndarray, instruction: str) -> str:
     if kind == "gather":
         clause = _gather_clause(positions, goal.behavior.split(":")[1])
     else:
-        clause = next((c for c in relation_clauses(goal) if not _holds(positions, c)), None)
+        clause = next((c for c in relation_clauses(goal) if not clause_holds(c, positions)), None)
     if clause is None:
         return instruction
     return render(relation_goal(*clause))

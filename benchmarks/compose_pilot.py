@@ -42,8 +42,9 @@ def _record(folder: Path) -> dict[str, Any]:
     return record
 
 
-def composed_blocks(run_dir: Path) -> list[dict[str, Any]]:
-    """Hard-split blocks of the run's last five checkpoints, the learner composed clause by clause."""
+def composed_blocks(run_dir: Path, episodes: int) -> list[dict[str, Any]]:
+    """Hard-split blocks of ``episodes`` episodes of the run's last five checkpoints, the learner
+    composed clause by clause."""
     import d3rlpy
 
     from agents import d3rlpy_policy, run_text_encoder
@@ -51,7 +52,6 @@ def composed_blocks(run_dir: Path) -> list[dict[str, Any]]:
     from agents.split_benchmark.evaluation import LAST_CHECKPOINTS, evaluate_blocks
 
     checkpoints = sorted(run_dir.glob("model_*.d3"), key=lambda p: int(p.stem.removeprefix("model_")))
-    episodes = _record(run_dir)["result"]["blocks"][SPLIT][0]["episodes"]
     text_encoder = run_text_encoder(run_dir)
     blocks = []
     for index in range(max(0, len(checkpoints) - LAST_CHECKPOINTS), len(checkpoints)):
@@ -62,26 +62,25 @@ def composed_blocks(run_dir: Path) -> list[dict[str, Any]]:
     return blocks
 
 
-def _cells(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    from agents.split_benchmark.evaluation import cell
-
-    return cell([{"blocks": {SPLIT: run["blocks"][SPLIT]}} for run in runs], SPLIT)
-
-
 def measure(args: Args) -> dict[str, Any]:
     """Plain and composed hard-split cells of each regime, and the references'."""
+    from agents.split_benchmark.evaluation import cell
+
     figures: dict[str, Any] = {"references": {}, "regimes": {}}
     for reference in ("random", "expert"):
         folders = sorted((args.out / args.env / "reference" / reference).glob("seed*"))
-        figures["references"][reference] = _cells([_record(f)["result"] for f in folders])
+        figures["references"][reference] = cell([_record(f)["result"] for f in folders], SPLIT)
     for regime in args.regimes:
         started = time.perf_counter()
         folders = sorted((args.out / args.env / args.algo / regime).glob("seed*"))
         plain = [_record(f)["result"] for f in folders]
-        composed = [{"blocks": {SPLIT: composed_blocks(f)}} for f in folders]
+        composed = [
+            {"blocks": {SPLIT: composed_blocks(f, run["blocks"][SPLIT][0]["episodes"])}}
+            for f, run in zip(folders, plain, strict=True)
+        ]
         figures["regimes"][regime] = {
-            "plain": _cells(plain),
-            "composed": _cells(composed),
+            "plain": cell(plain, SPLIT),
+            "composed": cell(composed, SPLIT),
             "seconds": round(time.perf_counter() - started, 1),
         }
         print(f"{regime}: composed {figures['regimes'][regime]['composed']['iqm']:.1%}", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,10 @@ import pytest
 from agents import evaluate
 from agents.compose import ClauseByClausePolicy, pending_instruction
 from vlgor_envs.clevr.detect import detect_balls
-from vlgor_envs.clevr.env import N_DIRECTIONS, PUSH_DIRECTIONS, ClevrRobotEnv
-from vlgor_envs.clevr.expert import steering_heading
+from vlgor_envs.clevr.env import ClevrRobotEnv
+from vlgor_envs.clevr.expert import SteeringClevrExpert, clause_holds
 from vlgor_envs.language import Goal
-from vlgor_envs.language.clevr import COLOURS, DIRECTION_VECTORS, goal_kind, parse, relation_goal, render
+from vlgor_envs.language.clevr import goal_kind, parse, relation_goal, render
 
 #: red, blue, green, purple, cyan far apart.
 SPREAD = [[0.0, 0.0], [0.55, 0.55], [-0.55, 0.55], [0.55, -0.45], [-0.55, -0.45]]
@@ -25,7 +25,7 @@ TWO = Goal("hard-0", "red,green", "left_of:blue;behind:blue")
 
 
 @pytest.fixture(scope="module")
-def env() -> ClevrRobotEnv:
+def env() -> Iterator[ClevrRobotEnv]:
     env = ClevrRobotEnv()
     env.reset(seed=0)
     yield env
@@ -59,6 +59,14 @@ def test_gathering_asks_for_the_nearest_far_ball_on_a_free_side(env: ClevrRobotE
     assert asked == _train_wording("green", "behind", "red"), "right of red is taken by blue"
 
 
+def test_a_ball_the_frame_lost_is_never_in_place() -> None:
+    positions = np.array(SPREAD, dtype=float)
+    positions[0] = [0.25, 0.55]  # red left of blue
+    assert clause_holds(("red", "left_of", "blue"), positions)
+    positions[0] = np.nan
+    assert not clause_holds(("red", "left_of", "blue"), positions)
+
+
 def test_simple_goals_pass_unchanged(env: ClevrRobotEnv) -> None:
     frame = _frame(env, SPREAD)
     for goal in (relation_goal("red", "left_of", "blue"), Goal("hard-0", "all", "line_up")):
@@ -89,16 +97,12 @@ def test_the_wrapped_policy_sees_the_pending_clause_and_bad_text_fails(env: Clev
 
 
 def _relation_skill(observation: dict[str, Any]) -> int:
-    """A one-relation skill from pixels: the steering push of the instruction's one relation."""
+    """A one-relation skill from pixels: the steering expert on the balls detected in the frame."""
     goal = parse(str(observation["instruction"]))
     if goal_kind(goal) != "relation":
         return 0
-    relation, anchor = goal.behavior.split(":")
     positions, _ = detect_balls(observation["image"])
-    ball = COLOURS.index(goal.target)
-    offset = np.nan_to_num(positions[ball] - positions[COLOURS.index(anchor)])
-    heading = steering_heading(offset, np.asarray(DIRECTION_VECTORS[relation]))
-    return ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
+    return SteeringClevrExpert().act({"goal": goal, "ball_positions": np.nan_to_num(positions)})
 
 
 def test_a_one_relation_skill_composes_into_hard_goals() -> None:
@@ -131,7 +135,7 @@ def test_the_pilot_composes_a_benchmark_run_on_the_tables_episodes(tmp_path: Pat
 
     run_dir = tmp_path / "runs" / "clevr" / "DiscreteBC" / "baseline" / "seed0"
     plain = json.loads((run_dir / "benchmark_run.json").read_text())["result"]["blocks"]["hard"]
-    composed = compose_pilot.composed_blocks(run_dir)
+    composed = compose_pilot.composed_blocks(run_dir, plain[0]["episodes"])
     # Every checkpoint on the start states and goals the table gave it.
     assert [b["step"] for b in composed] == [b["step"] for b in plain]
     assert [{k: n for k, (_, n) in b["by_kind"].items()} for b in composed] == [

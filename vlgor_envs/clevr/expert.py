@@ -515,7 +515,7 @@ class SteeringClevrExpert:
             heading = np.asarray(DIRECTION_VECTORS[goal.behavior.split(":")[1]])
             return ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
         clauses = relation_clauses(goal)
-        pending = [c for c in clauses if not _clause_holds(c, positions)] or clauses
+        pending = [c for c in clauses if not clause_holds(c, positions)] or clauses
         target, relation, anchor = pending[0]
         ball = COLOURS.index(target)
         offset = positions[ball] - positions[COLOURS.index(anchor)]
@@ -523,7 +523,9 @@ class SteeringClevrExpert:
         return ball * N_DIRECTIONS + int(np.argmax(PUSH_DIRECTIONS @ heading))
 
 
-def _clause_holds(clause: tuple[str, str, str], positions: np.ndarray) -> bool:
+def clause_holds(clause: tuple[str, str, str], positions: np.ndarray) -> bool:
+    """Whether the relation clause ``(target, relation, anchor)`` holds at ``positions``; a ball
+    at ``nan`` (lost by a detector) never satisfies it."""
     target, relation, anchor = clause
     offset = positions[COLOURS.index(target)] - positions[COLOURS.index(anchor)]
     return distance_to_sector(offset, np.asarray(DIRECTION_VECTORS[relation]), RELATION_DISTANCE) == 0.0
