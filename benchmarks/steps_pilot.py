@@ -1,7 +1,7 @@
 """Is the mixed-in data's cost a matter of updates? CLEVR BC per split after N and 2N updates.
 
 Trains DiscreteBC (CLEVR's defaults) on the split benchmark's real train dataset, alone or
-mixed 1:1 with other datasets (the Oracle's or +VLGOR's), for ``--steps`` updates, and
+mixed (1:1 unless ``--ratio``) with other datasets (the Oracle's or +VLGOR's), for ``--steps`` updates, and
 evaluates the checkpoint at half the updates and the final one on every split, on the same
 held-out episodes. The instruction feature is fitted on the run's own datasets, as in the
 benchmark. Each run adds a row to ``steps_pilot.json`` (rows of other settings are kept).
@@ -31,7 +31,9 @@ class Args:
     """The row's name (e.g. ``oracle``)."""
     real: str = "vlgor/clevr/splits-cpu-real-train-v0"
     extra: tuple[str, ...] = ()
-    """Datasets mixed 1:1 with the real one (``vlgor bench splits`` names them)."""
+    """Datasets mixed in with the real one (``vlgor bench splits`` names them)."""
+    ratio: tuple[float, float] = (1.0, 1.0)
+    """Real : extra share of every batch."""
     steps: int = 6000
     seed: int = 0
     eval_episodes: int = 100
@@ -76,6 +78,7 @@ def run(args: Args) -> dict[str, Any]:
             run_dir=Path(run_dir),
             real=(args.real,),
             imagined=tuple(args.extra),
+            ratio=args.ratio,
             steps=args.steps,
             seed=args.seed,
             save_every=args.steps // 2,
