@@ -5,7 +5,9 @@ outcome met the goal. Every episode of an imagined dataset records the real env'
 goal and the actions that carried it, so here each one is replayed in ``VLGOR-CLEVR-v0`` from
 the same start: a rollout is *real* if the goal holds in the real env within those actions.
 It reads the split benchmark's datasets (``vlgor bench splits`` makes them) and reports, per
-dataset, goal kind and rollout length, how many imagined successes (and failures) are real.
+dataset, goal kind and rollout length, how many imagined successes (and failures) are real,
+and how often the model's own actions in them are the ones the scripted expert takes at the
+same real state: the labels a learner trained on the imagined data imitates.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from tqdm import tqdm
 from agents.split_benchmark import EVAL_SPLITS, REGIMES, imagined_splits_id, preset_for
 from benchmarks.report import load_result, markdown_table, provenance, write_result
 from vlgor_envs import registry
-from vlgor_envs.data.collect import list_datasets
+from vlgor_envs.data.collect import list_datasets, make_expert
 from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.imagination.model import DEFAULT_TEMPERATURE
 from vlgor_envs.language.clevr import goal_kind
 from vlgor_envs.language.goal import Goal
-from vlgor_envs.rollout import replay
 
 NAME = "imagined_replay"
 #: Rollout lengths (imagined steps, inclusive) that the figures are also broken down by: an
@@ -46,6 +47,10 @@ class Args:
     with_failures: bool = True
     """Also replay the datasets that keep the failed rollouts (``--drop-failures False``), where
     they exist, to see how many imagined failures are real successes."""
+    datasets: tuple[str, ...] = ()
+    """Replay these imagined CLEVR datasets instead of the split benchmark's."""
+    result: str = NAME
+    """Name of the JSON written under `benchmarks/results/` (another for a pilot's datasets)."""
 
 
 @dataclass(frozen=True)
@@ -56,15 +61,27 @@ class Replayed:
     steps: int
     imagined_success: bool
     real_success: bool
+    #: Per action replayed (up to the real outcome): the expert's own action at that state.
+    expert_agrees: tuple[bool, ...] = ()
 
 
 def replay_actions(
     real: gym.Env[Any, Any], seed: int, goal: Goal, actions: Sequence[Any]
-) -> tuple[np.ndarray, bool]:
-    """The real start frame of an imagined episode reset with ``seed`` and ``goal``, and whether
-    ``actions`` reach the goal from it in ``real``."""
-    first, success = replay(real, real_env_seed(seed), {"goal": goal}, actions)
-    return first["image"], success
+) -> tuple[np.ndarray, bool, list[bool]]:
+    """The real start frame of an imagined episode reset with ``seed`` and ``goal``, whether
+    ``actions`` reach the goal from it in ``real``, and, for each action taken, whether the
+    scripted expert would have taken it at that real state (what a learner imitates)."""
+    observation, info = real.reset(seed=real_env_seed(seed), options={"goal": goal})
+    expert = make_expert("clevr")
+    agrees: list[bool] = []
+    success = False
+    for action in actions:
+        agrees.append(int(expert.act(info)) == int(action))
+        _, _, terminated, truncated, info = real.step(action)
+        success = bool(info["is_success"])
+        if terminated or truncated:
+            break
+    return observation["image"], success, agrees
 
 
 def replay_dataset(dataset_id: str, progress: bool = True) -> list[Replayed]:
@@ -77,14 +94,20 @@ def replay_dataset(dataset_id: str, progress: bool = True) -> list[Replayed]:
         episodes = zip(dataset.iterate_episodes(), metadata, strict=True)
         for episode, meta in tqdm(episodes, total=len(metadata), desc=dataset_id, disable=not progress):
             goal = Goal.from_json(str(meta["goal"]))
-            start, real_success = replay_actions(real, int(meta["seed"]), goal, episode.actions)
+            start, real_success, agrees = replay_actions(real, int(meta["seed"]), goal, episode.actions)
             if not np.array_equal(start, episode.observations["image"][0]):
                 raise ValueError(
                     f"{dataset_id} episode {meta['id']} does not start where the real env does with "
                     "its seed and goal: replay only datasets written by `vlgor imagine`"
                 )
             replayed.append(
-                Replayed(goal_kind(goal), len(episode.actions), bool(episode.terminations[-1]), real_success)
+                Replayed(
+                    goal_kind(goal),
+                    len(episode.actions),
+                    bool(episode.terminations[-1]),
+                    real_success,
+                    tuple(agrees),
+                )
             )
     finally:
         real.close()
@@ -96,6 +119,9 @@ def summarise(replayed: Sequence[Replayed]) -> dict[str, Any]:
 
     def real_share(items: Sequence[Replayed]) -> float | None:
         return float(np.mean([r.real_success for r in items])) if items else None
+
+    def agreement(agrees: Sequence[bool]) -> float | None:
+        return float(np.mean(agrees)) if agrees else None
 
     def counts(items: Sequence[Replayed]) -> dict[str, Any]:
         claimed = [r for r in items if r.imagined_success]
@@ -109,6 +135,8 @@ def summarise(replayed: Sequence[Replayed]) -> dict[str, Any]:
                 sum(r.steps for r in claimed if r.real_success) / claimed_steps if claimed else None
             ),
             "real_of_imagined_failures": real_share([r for r in items if not r.imagined_success]),
+            # The first action is the expert's by construction; the rest are the model's.
+            "expert_agreement_after_first": agreement([a for r in claimed for a in r.expert_agrees[1:]]),
         }
 
     by_kind: dict[str, list[Replayed]] = defaultdict(list)
@@ -123,7 +151,10 @@ def summarise(replayed: Sequence[Replayed]) -> dict[str, Any]:
 
 
 def dataset_ids(args: Args) -> list[str]:
-    """The split benchmark's imagined CLEVR datasets of ``args``, successes-only first."""
+    """The split benchmark's imagined CLEVR datasets of ``args``, successes-only first (or
+    ``args.datasets`` where given)."""
+    if args.datasets:
+        return list(args.datasets)
     rollouts = preset_for("clevr", args.preset).imagined_rollouts
     sources = sorted(
         {
@@ -171,8 +202,8 @@ def _breakdown(groups: dict[str, dict[str, Any]]) -> str:
     )
 
 
-def readme_table() -> str:
-    result = load_result(NAME)
+def readme_table(name: str = NAME) -> str:
+    result = load_result(name)
     rows = []
     replayed = result["figures"]
     for dataset_id in [i for i in dataset_ids(Args(**result["config"])) if i in replayed]:
@@ -185,6 +216,7 @@ def readme_table() -> str:
                 _percent(figures["real_of_imagined_successes"]),
                 _percent(figures["real_steps_of_imagined_successes"]),
                 _percent(figures["real_of_imagined_failures"]),
+                _percent(figures.get("expert_agreement_after_first")),
                 _breakdown(figures["by_kind"]),
                 _breakdown(figures["by_steps"]),
             ]
@@ -196,18 +228,22 @@ def readme_table() -> str:
         "real, of those",
         "their steps in real ones",
         "real, of imagined failures",
+        "expert's action, of the model's (successes)",
         "real of imagined successes, per goal kind",
         "per rollout length (steps)",
     ]
     return (
         markdown_table(header, rows)
         + "\n\nEach imagined episode's actions replayed in `VLGOR-CLEVR-v0` from its recorded seed and "
-        + f"goal; real: the goal held in the real env within those actions. {provenance(result)}"
+        + "goal; real: the goal held in the real env within those actions; expert's action: how often "
+        + "an imagined success's actions after the first (the model's own) are the scripted expert's "
+        + f"at the same real state. {provenance(result)}"
     )
 
 
 def main(args: Args) -> None:
-    write_result(NAME, args, measure(args))
+    write_result(args.result, args, measure(args))
+    print(readme_table(args.result))
 
 
 if __name__ == "__main__":

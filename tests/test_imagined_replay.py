@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from benchmarks.imagined_replay import Replayed, replay_actions, replay_dataset, summarise
-from vlgor_envs.clevr.expert import ClevrExpert
-from vlgor_envs.data.collect import CollectConfig, collect
+from vlgor_envs.clevr.env import N_ACTIONS
+from vlgor_envs.data.collect import CollectConfig, collect, make_expert
 from vlgor_envs.imagination.env import ImaginedEnv, real_env_seed
 from vlgor_envs.imagination.rollouts import ImagineConfig, imagine
 from vlgor_envs.language import clevr as clevr_language
@@ -20,25 +20,28 @@ def test_replay_starts_where_the_imagined_env_did() -> None:
     observation, _ = imagined.reset(seed=3, options={"goal": goal})
     imagined.close()
     real = gym.make("VLGOR-CLEVR-v0", split="counterfactual")
-    start, success = replay_actions(real, 3, goal, [])
+    start, success, agrees = replay_actions(real, 3, goal, [])
     real.close()
     assert np.array_equal(start, observation["image"])
-    assert not success
+    assert not success and agrees == []
 
 
 def test_expert_actions_replay_as_a_success_and_one_push_short_as_a_failure() -> None:
     goal = clevr_language.split_goals("counterfactual")[0]
     real = gym.make("VLGOR-CLEVR-v0", split="counterfactual")
     _, info = real.reset(seed=real_env_seed(5), options={"goal": goal})
-    expert, actions = ClevrExpert(), []
+    expert, actions = make_expert("clevr"), []  # the one the replay compares with
     for _ in range(50):
         actions.append(expert.act(info))
         _, _, terminated, _, info = real.step(actions[-1])
         if terminated:
             break
     assert terminated, "the expert should solve this counterfactual goal within 50 pushes"
-    assert replay_actions(real, 5, goal, actions)[1]
+    _, success, agrees = replay_actions(real, 5, goal, actions)
+    assert success and agrees == [True] * len(actions)
     assert not replay_actions(real, 5, goal, actions[:-1])[1]
+    wrong_first = [(actions[0] + 1) % N_ACTIONS, *actions]  # one other push first: the expert disagrees
+    assert replay_actions(real, 5, goal, wrong_first)[2][0] is False
     real.close()
 
 
@@ -62,8 +65,8 @@ def test_a_dataset_that_did_not_start_from_its_seeds_is_refused() -> None:
 
 def test_summary_counts_real_successes_by_kind_and_length() -> None:
     replayed = [
-        Replayed("motion", 2, True, True),
-        Replayed("motion", 5, True, False),
+        Replayed("motion", 2, True, True, (True, False)),
+        Replayed("motion", 5, True, False, (True, True, True, False, False)),
         Replayed("relation", 9, True, False),
         Replayed("relation", 50, False, True),
     ]
@@ -73,6 +76,7 @@ def test_summary_counts_real_successes_by_kind_and_length() -> None:
     assert summary["real_of_imagined_successes"] == pytest.approx(1 / 3)
     assert summary["real_steps_of_imagined_successes"] == pytest.approx(2 / 16)
     assert summary["real_of_imagined_failures"] == 1.0
+    assert summary["expert_agreement_after_first"] == pytest.approx(2 / 5)  # the first ones skipped
     assert summary["by_kind"]["motion"]["real_of_imagined_successes"] == 0.5
     assert summary["by_kind"]["relation"]["imagined_successes"] == 1
     assert summary["by_steps"]["1-3"]["real_of_imagined_successes"] == 1.0
