@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ import gymnasium as gym
 import minari
 import numpy as np
 import tyro
+from minari.dataset.episode_data import EpisodeData
 from tqdm import tqdm
 
 from agents.split_benchmark import EVAL_SPLITS, REGIMES, imagined_splits_id, preset_for
@@ -65,13 +66,20 @@ class Replayed:
     expert_agrees: tuple[bool, ...] = ()
 
 
+def reset_as_imagined(
+    real: gym.Env[Any, Any], seed: int, goal: Goal
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reset ``real`` where the imagined episode of reset seed ``seed`` and ``goal`` started."""
+    return real.reset(seed=real_env_seed(seed), options={"goal": goal})
+
+
 def replay_actions(
     real: gym.Env[Any, Any], seed: int, goal: Goal, actions: Sequence[Any]
 ) -> tuple[np.ndarray, bool, list[bool]]:
     """The real start frame of an imagined episode reset with ``seed`` and ``goal``, whether
     ``actions`` reach the goal from it in ``real``, and, for each action taken, whether the
     scripted expert would have taken it at that real state (what a learner imitates)."""
-    observation, info = real.reset(seed=real_env_seed(seed), options={"goal": goal})
+    observation, info = reset_as_imagined(real, seed, goal)
     expert = make_expert("clevr")
     agrees: list[bool] = []
     success = False
@@ -84,22 +92,34 @@ def replay_actions(
     return observation["image"], success, agrees
 
 
+def imagined_episodes(
+    dataset: minari.MinariDataset, progress: bool = True
+) -> Iterator[tuple[EpisodeData, dict[str, Any], Goal]]:
+    """Each episode of an imagined CLEVR dataset with its metadata and goal."""
+    metadata = dataset.storage.get_episode_metadata(range(dataset.total_episodes))
+    episodes = zip(dataset.iterate_episodes(), metadata, strict=True)
+    for episode, meta in tqdm(episodes, total=dataset.total_episodes, desc=dataset.id, disable=not progress):
+        yield episode, meta, Goal.from_json(str(meta["goal"]))
+
+
+def check_start(dataset_id: str, meta: dict[str, Any], episode: EpisodeData, real_start: np.ndarray) -> None:
+    """Raise unless ``episode`` starts on ``real_start``, the real env's frame after
+    :func:`reset_as_imagined` with the episode's seed and goal."""
+    if not np.array_equal(real_start, episode.observations["image"][0]):
+        raise ValueError(
+            f"{dataset_id} episode {meta['id']} does not start where the real env does with "
+            "its seed and goal: replay only datasets written by `vlgor imagine`"
+        )
+
+
 def replay_dataset(dataset_id: str, progress: bool = True) -> list[Replayed]:
     """Replay every episode of an imagined CLEVR dataset (``vlgor imagine``) in the real env."""
-    dataset = minari.load_dataset(dataset_id)
-    metadata = list(dataset.storage.get_episode_metadata(range(dataset.total_episodes)))
     real = gym.make(registry.entry("clevr").env_id)
     replayed = []
     try:
-        episodes = zip(dataset.iterate_episodes(), metadata, strict=True)
-        for episode, meta in tqdm(episodes, total=len(metadata), desc=dataset_id, disable=not progress):
-            goal = Goal.from_json(str(meta["goal"]))
+        for episode, meta, goal in imagined_episodes(minari.load_dataset(dataset_id), progress):
             start, real_success, agrees = replay_actions(real, int(meta["seed"]), goal, episode.actions)
-            if not np.array_equal(start, episode.observations["image"][0]):
-                raise ValueError(
-                    f"{dataset_id} episode {meta['id']} does not start where the real env does with "
-                    "its seed and goal: replay only datasets written by `vlgor imagine`"
-                )
+            check_start(dataset_id, meta, episode, start)
             replayed.append(
                 Replayed(
                     goal_kind(goal),

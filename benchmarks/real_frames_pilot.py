@@ -23,12 +23,11 @@ import minari
 import numpy as np
 import tyro
 from minari.data_collector import EpisodeBuffer
-from tqdm import tqdm
 
+from benchmarks.imagined_replay import check_start, imagined_episodes, reset_as_imagined
 from vlgor_envs import registry
 from vlgor_envs.data.sharing import FORMAT_KEY
 from vlgor_envs.data.staging import staged_dataset
-from vlgor_envs.imagination.env import real_env_seed
 from vlgor_envs.language.goal import Goal
 
 #: The split benchmark's +VLGOR datasets of the `cpu` preset (imagined successes only).
@@ -55,7 +54,7 @@ def real_frames_id(dataset_id: str, suffix: str) -> str:
 
 def real_frames(real: gym.Env[Any, Any], seed: int, goal: Goal, actions: Sequence[Any]) -> np.ndarray:
     """The real env's frames from the reset with ``seed`` and ``goal`` through every action."""
-    observation, _ = real.reset(seed=real_env_seed(seed), options={"goal": goal})
+    observation, _ = reset_as_imagined(real, seed, goal)
     frames = [observation["image"]]
     for action in actions:  # on past the real outcome: the frames of the imagined actions
         observation, *_ = real.step(action)
@@ -68,14 +67,9 @@ def with_real_frames(dataset: minari.MinariDataset, progress: bool = True) -> li
     real = gym.make(registry.entry("clevr").env_id)
     buffers = []
     try:
-        metadata = dataset.storage.get_episode_metadata(range(dataset.total_episodes))
-        episodes = zip(dataset.iterate_episodes(), metadata, strict=True)
-        for episode, meta in tqdm(
-            episodes, total=dataset.total_episodes, desc=dataset.id, disable=not progress
-        ):
-            frames = real_frames(real, int(meta["seed"]), Goal.from_json(str(meta["goal"])), episode.actions)
-            if not np.array_equal(frames[0], episode.observations["image"][0]):
-                raise ValueError(f"{dataset.id} episode {meta['id']} does not start where the real env does")
+        for episode, meta, goal in imagined_episodes(dataset, progress):
+            frames = real_frames(real, int(meta["seed"]), goal, episode.actions)
+            check_start(dataset.id, meta, episode, frames[0])
             buffers.append(
                 EpisodeBuffer(
                     seed=int(meta["seed"]),

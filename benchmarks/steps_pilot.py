@@ -1,10 +1,11 @@
 """Is the mixed-in data's cost a matter of updates? CLEVR BC per split after N and 2N updates.
 
 Trains DiscreteBC (CLEVR's defaults) on the split benchmark's real train dataset, alone or
-mixed (1:1 unless ``--ratio``) with other datasets (the Oracle's or +VLGOR's), for ``--steps`` updates, and
-evaluates the checkpoint at half the updates and the final one on every split, on the same
-held-out episodes. The instruction feature is fitted on the run's own datasets, as in the
-benchmark. Each run adds a row to ``steps_pilot.json`` (rows of other settings are kept).
+mixed (1:1 unless ``--ratio``) with other datasets (the Oracle's or +VLGOR's), for
+``--steps`` updates, and evaluates the checkpoint at half the updates and the final one on
+every split, on the same held-out episodes. The instruction feature is fitted on the run's
+own datasets, as in the benchmark. Each run adds a row to ``steps_pilot.json`` (rows of other
+settings are kept).
 """
 
 from __future__ import annotations
